@@ -1,0 +1,227 @@
+"""Spans: the unit of a trace, modelled on OpenTelemetry's span plus a type, inputs and outputs.
+
+``Span`` is the read side (what ``get_trace`` returns and what span processors receive);
+the live span used while code runs subclasses it in ``threadline.tracing._span``.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class SpanType:
+    """Well-known span types. Any string is accepted as a span type; these are the usual ones."""
+
+    LLM = "LLM"
+    CHAT_MODEL = "CHAT_MODEL"
+    CHAIN = "CHAIN"
+    AGENT = "AGENT"
+    TOOL = "TOOL"
+    RETRIEVER = "RETRIEVER"
+    RETRIEVAL = "RETRIEVER"  # alias used by the FAQ's masking example
+    EMBEDDING = "EMBEDDING"
+    RERANKER = "RERANKER"
+    PARSER = "PARSER"
+    MEMORY = "MEMORY"
+    UNKNOWN = "UNKNOWN"
+
+
+class SpanStatusCode:
+    """Status codes of a span, as in OpenTelemetry."""
+
+    UNSET = "UNSET"
+    OK = "OK"
+    ERROR = "ERROR"
+
+    ALL = ("UNSET", "OK", "ERROR")
+
+
+@dataclass(frozen=True)
+class SpanStatus:
+    """A span's status: a code (``OK``, ``ERROR`` or ``UNSET``) and an optional message."""
+
+    status_code: str = SpanStatusCode.UNSET
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status_code not in SpanStatusCode.ALL:
+            raise ValueError(
+                f"Invalid span status {self.status_code!r}: use one of 'OK', 'ERROR', 'UNSET'."
+            )
+
+
+@dataclass(frozen=True)
+class SpanEvent:
+    """Something that happened at a point in a span's life (an exception, a retry, a chunk)."""
+
+    name: str
+    timestamp_ns: int = field(default_factory=time.time_ns)
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> SpanEvent:
+        """The ``exception`` event for ``exc``: its type, message and stack trace."""
+        return cls(
+            name="exception",
+            attributes={
+                "exception.type": type(exc).__qualname__,
+                "exception.message": str(exc),
+                "exception.stacktrace": "".join(
+                    traceback.format_exception(type(exc), exc, exc.__traceback__)
+                ),
+            },
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "timestamp_ns": self.timestamp_ns, "attributes": self.attributes}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SpanEvent:
+        return cls(
+            name=data["name"],
+            timestamp_ns=int(data["timestamp_ns"]),
+            attributes=dict(data.get("attributes") or {}),
+        )
+
+
+class Span:
+    """A finished (or stored) span. Values are read through properties.
+
+    Attributes are held in private slots so the live subclass can update them cheaply.
+    """
+
+    __slots__ = (
+        "_attributes",
+        "_end_time_ns",
+        "_events",
+        "_inputs",
+        "_name",
+        "_outputs",
+        "_parent_id",
+        "_span_id",
+        "_span_type",
+        "_start_time_ns",
+        "_status_code",
+        "_status_message",
+        "_trace_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        trace_id: str,
+        span_id: str,
+        parent_id: str | None,
+        name: str,
+        span_type: str = SpanType.UNKNOWN,
+        start_time_ns: int,
+        end_time_ns: int | None,
+        status: SpanStatus | None = None,
+        inputs: Any = None,
+        outputs: Any = None,
+        attributes: dict[str, Any] | None = None,
+        events: list[SpanEvent] | None = None,
+    ) -> None:
+        self._trace_id = trace_id
+        self._span_id = span_id
+        self._parent_id = parent_id
+        self._name = name
+        self._span_type = span_type
+        self._start_time_ns = start_time_ns
+        self._end_time_ns = end_time_ns
+        status = status or SpanStatus()
+        self._status_code = status.status_code
+        self._status_message = status.description
+        self._inputs = inputs
+        self._outputs = outputs
+        self._attributes = dict(attributes) if attributes else {}
+        self._events = list(events) if events else []
+
+    trace_id = property(lambda self: self._trace_id, doc="The ``tr-…`` id of the trace.")
+    span_id = property(lambda self: self._span_id, doc="16 hex digits (64-bit id).")
+    parent_id = property(lambda self: self._parent_id, doc="Parent span id; ``None`` on root.")
+    name = property(lambda self: self._name)
+    span_type = property(lambda self: self._span_type)
+    start_time_ns = property(lambda self: self._start_time_ns)
+    end_time_ns = property(lambda self: self._end_time_ns)
+    inputs = property(lambda self: self._inputs)
+    outputs = property(lambda self: self._outputs)
+    attributes = property(lambda self: self._attributes)
+    events = property(lambda self: self._events)
+
+    @property
+    def status(self) -> SpanStatus:
+        return SpanStatus(self._status_code, self._status_message)
+
+    @property
+    def duration_ns(self) -> int | None:
+        """Wall time of the span, or ``None`` while it is open."""
+        if self._end_time_ns is None:
+            return None
+        return self._end_time_ns - self._start_time_ns
+
+    def get_attribute(self, key: str, default: Any = None) -> Any:
+        return self._attributes.get(key, default)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form; ``from_dict`` reverses it."""
+        return {
+            "trace_id": self._trace_id,
+            "span_id": self._span_id,
+            "parent_id": self._parent_id,
+            "name": self._name,
+            "span_type": self._span_type,
+            "start_time_ns": self._start_time_ns,
+            "end_time_ns": self._end_time_ns,
+            "status": {"code": self._status_code, "message": self._status_message},
+            "inputs": self._inputs,
+            "outputs": self._outputs,
+            "attributes": self._attributes,
+            "events": [e.to_dict() for e in self._events],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Span:
+        status = data.get("status") or {}
+        end = data.get("end_time_ns")
+        return cls(
+            trace_id=data["trace_id"],
+            span_id=data["span_id"],
+            parent_id=data.get("parent_id"),
+            name=data["name"],
+            span_type=data.get("span_type") or SpanType.UNKNOWN,
+            start_time_ns=int(data["start_time_ns"]),
+            end_time_ns=None if end is None else int(end),
+            status=SpanStatus(status.get("code", SpanStatusCode.UNSET), status.get("message", "")),
+            inputs=data.get("inputs"),
+            outputs=data.get("outputs"),
+            attributes=data.get("attributes") or {},
+            events=[SpanEvent.from_dict(e) for e in data.get("events") or []],
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Span):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(name={self._name!r}, span_type={self._span_type!r}, "
+            f"span_id={self._span_id!r}, parent_id={self._parent_id!r}, "
+            f"status={self._status_code!r})"
+        )
+
+
+class SpanAttributeKey:
+    """Attribute keys threadline itself reads and writes."""
+
+    TOKEN_USAGE = "threadline.token_usage"  # {"input_tokens", "output_tokens", "total_tokens"}
+    MODEL = "threadline.model"
+    PROVIDER = "threadline.provider"
+    ABORTED = "threadline.aborted"
+    GENERATOR_CLOSED_EARLY = "threadline.generator_closed_early"

@@ -1,0 +1,153 @@
+"""Traces: a ``TraceInfo`` (searchable summary) and ``TraceData`` (the spans)."""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from threadline.entities.span import Span
+
+TRACE_ID_PREFIX = "tr-"
+
+
+class TraceState(str, enum.Enum):
+    """Outcome of a trace. ``IN_PROGRESS`` while its root span is open."""
+
+    OK = "OK"
+    ERROR = "ERROR"
+    IN_PROGRESS = "IN_PROGRESS"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class TraceMetadataKey:
+    """Well-known keys of ``TraceInfo.trace_metadata``."""
+
+    RUN_ID = "run_id"
+    USER = "user"
+    SESSION_ID = "session_id"
+    TOKEN_USAGE = "token_usage"  # JSON: {"input_tokens", "output_tokens", "total_tokens"}
+
+
+@dataclass
+class TraceInfo:
+    """The summary of a trace: what lists and searches show without loading spans."""
+
+    trace_id: str
+    experiment_id: str
+    request_time: int
+    execution_duration: int | None = None
+    state: TraceState = TraceState.IN_PROGRESS
+    request_preview: str | None = None
+    response_preview: str | None = None
+    client_request_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    trace_metadata: dict[str, str] = field(default_factory=dict)
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        self.state = TraceState(self.state)
+
+    @property
+    def run_id(self) -> str | None:
+        return self.trace_metadata.get(TraceMetadataKey.RUN_ID)
+
+    @property
+    def token_usage(self) -> dict[str, int] | None:
+        """Summed token usage of the trace's LLM spans, when any reported it."""
+        raw = self.trace_metadata.get(TraceMetadataKey.TOKEN_USAGE)
+        return json.loads(raw) if raw else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trace_id": self.trace_id,
+            "experiment_id": self.experiment_id,
+            "request_time": self.request_time,
+            "execution_duration": self.execution_duration,
+            "state": self.state.value,
+            "request_preview": self.request_preview,
+            "response_preview": self.response_preview,
+            "client_request_id": self.client_request_id,
+            "tags": dict(self.tags),
+            "trace_metadata": dict(self.trace_metadata),
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TraceInfo:
+        return cls(
+            trace_id=data["trace_id"],
+            experiment_id=str(data["experiment_id"]),
+            request_time=int(data["request_time"]),
+            execution_duration=data.get("execution_duration"),
+            state=TraceState(data.get("state") or TraceState.IN_PROGRESS),
+            request_preview=data.get("request_preview"),
+            response_preview=data.get("response_preview"),
+            client_request_id=data.get("client_request_id"),
+            tags=dict(data.get("tags") or {}),
+            trace_metadata=dict(data.get("trace_metadata") or {}),
+            name=data.get("name"),
+        )
+
+
+@dataclass
+class TraceData:
+    """The spans of a trace, parents before children where start times allow."""
+
+    spans: list[Span] = field(default_factory=list)
+
+    @property
+    def root_span(self) -> Span | None:
+        return next((s for s in self.spans if s.parent_id is None), None)
+
+    @property
+    def request(self) -> str | None:
+        """The root span's inputs as JSON text."""
+        root = self.root_span
+        return None if root is None else json.dumps(root.inputs, default=repr)
+
+    @property
+    def response(self) -> str | None:
+        """The root span's outputs as JSON text."""
+        root = self.root_span
+        return None if root is None else json.dumps(root.outputs, default=repr)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"spans": [s.to_dict() for s in self.spans]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TraceData:
+        return cls(spans=[Span.from_dict(s) for s in data.get("spans") or []])
+
+
+@dataclass
+class Trace:
+    """A whole trace: ``info`` and ``data``."""
+
+    info: TraceInfo
+    data: TraceData = field(default_factory=TraceData)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"info": self.info.to_dict(), "data": self.data.to_dict()}
+
+    def to_json(self, pretty: bool = False) -> str:
+        return json.dumps(self.to_dict(), indent=2 if pretty else None, default=repr)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Trace:
+        return cls(info=TraceInfo.from_dict(data["info"]), data=TraceData.from_dict(data["data"]))
+
+    @classmethod
+    def from_json(cls, text: str) -> Trace:
+        return cls.from_dict(json.loads(text))
+
+    def search_spans(self, *, name: str | None = None, span_type: str | None = None) -> list[Span]:
+        """Spans matching a name and/or span type."""
+        return [
+            s
+            for s in self.data.spans
+            if (name is None or s.name == name) and (span_type is None or s.span_type == span_type)
+        ]

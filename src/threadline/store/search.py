@@ -1,0 +1,763 @@
+"""The filter language of ``search_traces`` / ``search_runs``: tokenizer, parser, compiler.
+
+Grammar (keywords are case-insensitive)::
+
+    filter      := comparison ( AND comparison )* EOF        -- an empty filter matches all
+    comparison  := field op value
+                 | field [NOT] IN "(" value ( "," value )* ")"
+    op          := "=" | "!=" | "<" | "<=" | ">" | ">=" | LIKE | ILIKE
+    field       := name ( "." ( name | `backtick key` ) )*
+    value       := 'single' | "double" quoted string | number
+
+Strings accept doubled quotes (``'it''s'``) and backslash escapes (``\\'``, ``\\"``,
+``\\\\``, ``\\n``, ``\\t``); any other backslash is kept, so ``LIKE '100\\%'`` matches a
+literal ``%`` (patterns use ``\\`` as their escape character on both back ends).
+
+The parser turns text into ``Comparison`` nodes; a compiler turns those into SQLAlchemy
+expressions with bound parameters, so user text never becomes SQL text. Every mistake is
+a ``FilterSyntaxError`` naming the token and its position (0-based, in characters).
+
+Semantics worth knowing:
+
+* ``tags.k`` / ``metadata.k`` / ``params.k`` / ``metrics.k`` match only rows that have the
+  key: ``tags.k != 'x'`` means "has tag k, with a value other than x".
+* Each ``span.*`` condition is its own "the trace has at least one span such that …"
+  (an ``EXISTS``); two span conditions may be satisfied by different spans.
+* ``span.attributes.k`` compares the attribute's JSON value as text: a JSON string by its
+  content, a number by its text, ``true``/``false`` as those words. A bare number is
+  accepted there and compared by its text (``span.attributes.max_tokens = 100``).
+* A missing value (``NULL``) never matches, whatever the operator.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from threadline.entities.run import RunStatus
+from threadline.errors import FilterSyntaxError, InvalidArgumentError
+from threadline.store import tables as t
+
+MAX_CONDITIONS = 100
+MAX_IN_VALUES = 1000
+MAX_FILTER_LENGTH = 100_000
+
+TRACE_STATES = ("OK", "ERROR", "IN_PROGRESS")
+SPAN_STATUSES = ("OK", "ERROR", "UNSET")
+
+# --- tokens ------------------------------------------------------------------------------
+
+TokenKind = Literal["IDENT", "STRING", "NUMBER", "OP", "KEYWORD", "LPAREN", "RPAREN", "COMMA", "EOF"]
+KEYWORDS = frozenset({"AND", "OR", "NOT", "IN", "LIKE", "ILIKE"})
+COMPARISON_OPS = ("=", "!=", "<", "<=", ">", ">=")
+
+_BARE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_]+")
+_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+_STRING_ESCAPES = {"\\": "\\", "'": "'", '"': '"', "n": "\n", "t": "\t"}
+_INT64_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Token:
+    """One lexeme: its kind, source text, decoded value and position in the filter."""
+
+    kind: TokenKind
+    text: str
+    position: int
+    value: Any = None  # decoded string, number, identifier segments or upper-cased keyword
+
+
+class _Source:
+    """The filter text plus helpers to raise well-formed errors about it."""
+
+    def __init__(self, text: str, what: str = "filter") -> None:
+        self.text = text
+        self.what = what
+
+    def error(self, detail: str, *, token: str | None, position: int) -> FilterSyntaxError:
+        shown = self.text if len(self.text) <= 200 else self.text[:200] + "…"
+        return FilterSyntaxError(
+            f"Invalid {self.what} {shown!r}: {detail} at position {position}",
+            token=token,
+            position=position,
+        )
+
+
+def tokenize(text: str, *, what: str = "filter") -> list[Token]:
+    """Split ``text`` into tokens, ending with an ``EOF`` token."""
+    src = _Source(text, what)
+    if len(text) > MAX_FILTER_LENGTH:
+        raise src.error(
+            f"the {what} is longer than {MAX_FILTER_LENGTH} characters", token=None, position=0
+        )
+    tokens: list[Token] = []
+    pos = 0
+    while pos < len(text):
+        char = text[pos]
+        if char.isspace():
+            pos += 1
+            continue
+        token = _next_token(src, pos)
+        tokens.append(token)
+        pos += len(token.text)
+    tokens.append(Token("EOF", "", len(text)))
+    return tokens
+
+
+def _next_token(src: _Source, pos: int) -> Token:
+    text = src.text
+    char = text[pos]
+    if char in "'\"":
+        return _string_token(src, pos)
+    if char in "(),":
+        kind: TokenKind = {"(": "LPAREN", ")": "RPAREN", ",": "COMMA"}[char]  # type: ignore[assignment]
+        return Token(kind, char, pos)
+    two = text[pos : pos + 2]
+    if two in ("!=", "<=", ">="):
+        return Token("OP", two, pos, two)
+    if char in "=<>":
+        return Token("OP", char, pos, char)
+    number = _NUMBER.match(text, pos)
+    if number and (char.isdigit() or char in "+-."):
+        return _number_token(src, number.group(), pos)
+    if _BARE_NAME.match(text, pos):
+        return _identifier_token(src, pos)
+    if char == "`":
+        raise src.error(
+            "a backtick-quoted key must follow a field prefix such as tags. or span.attributes.",
+            token="`",
+            position=pos,
+        )
+    raise src.error(f"unexpected character {char!r}", token=char, position=pos)
+
+
+def _string_token(src: _Source, start: int) -> Token:
+    text, quote = src.text, src.text[start]
+    out: list[str] = []
+    pos = start + 1
+    while pos < len(text):
+        char = text[pos]
+        if char == "\\" and pos + 1 < len(text):
+            nxt = text[pos + 1]
+            out.append(_STRING_ESCAPES.get(nxt, "\\" + nxt))
+            pos += 2
+        elif char == quote and text[pos + 1 : pos + 2] == quote:
+            out.append(quote)
+            pos += 2
+        elif char == quote:
+            raw = text[start : pos + 1]
+            return Token("STRING", raw, start, _checked_text(src, "".join(out), start))
+        else:
+            out.append(char)
+            pos += 1
+    raise src.error(
+        f"unterminated string starting with {text[start : start + 20]!r}",
+        token=text[start : start + 20],
+        position=start,
+    )
+
+
+def _checked_text(src: _Source, value: str, position: int) -> str:
+    """Refuse characters no database accepts in a text parameter (NUL, lone surrogates)."""
+    for offset, char in enumerate(value):
+        if char == "\x00" or "\ud800" <= char <= "\udfff":
+            raise src.error(
+                f"character {char!r} is not allowed in a value",
+                token=char,
+                position=position + offset,
+            )
+    return value
+
+
+def _number_token(src: _Source, raw: str, pos: int) -> Token:
+    if re.fullmatch(r"[-+]?\d+", raw):
+        number: int | float = int(raw)
+        if abs(number) > _INT64_MAX:
+            number = float(number)
+    else:
+        number = float(raw)
+    if math.isinf(number):
+        raise src.error(f"number {raw!r} is out of range", token=raw, position=pos)
+    return Token("NUMBER", raw, pos, number)
+
+
+def _identifier_token(src: _Source, start: int) -> Token:
+    """A dotted name; segments after the first may be bare keys or backtick-quoted keys."""
+    text = src.text
+    first = _BARE_NAME.match(text, start)
+    assert first is not None
+    segments = [first.group()]
+    pos = first.end()
+    if segments[0].upper() in KEYWORDS and not text.startswith(".", pos):
+        return Token("KEYWORD", segments[0], start, segments[0].upper())
+    while text.startswith(".", pos):
+        pos += 1
+        if text.startswith("`", pos):
+            key, pos = _backtick_key(src, pos)
+            segments.append(key)
+            continue
+        bare = _BARE_KEY.match(text, pos)
+        if bare is None:
+            raise src.error(
+                "expected a key after '.' (quote keys with special characters in backticks)",
+                token=text[pos : pos + 1] or "end of input",
+                position=pos,
+            )
+        segments.append(bare.group())
+        pos = bare.end()
+    return Token("IDENT", text[start:pos], start, tuple(segments))
+
+
+def _backtick_key(src: _Source, start: int) -> tuple[str, int]:
+    """Read `key` (a doubled backtick stands for one); return the key and the end position."""
+    text = src.text
+    out: list[str] = []
+    pos = start + 1
+    while pos < len(text):
+        if text[pos] == "`" and text[pos + 1 : pos + 2] == "`":
+            out.append("`")
+            pos += 2
+        elif text[pos] == "`":
+            key = "".join(out)
+            if not key:
+                raise src.error("empty backtick-quoted key", token="``", position=start)
+            return _checked_text(src, key, start + 1), pos + 1
+        else:
+            out.append(text[pos])
+            pos += 1
+    raise src.error("unterminated backtick-quoted key", token=text[start : start + 20], position=start)
+
+
+# --- fields ------------------------------------------------------------------------------
+
+ValueType = Literal["string", "number", "trace_state", "span_status", "run_status"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """A resolved field: what it refers to (``kind`` + ``key``) and the type of its values."""
+
+    kind: str  # e.g. "trace", "tag", "metadata", "span", "span_attribute", "run", "param"
+    key: str  # column name or user key
+    value_type: ValueType
+    text: str  # as written, for messages
+
+
+FieldResolver = Callable[[Token, _Source], Field]
+
+_TRACE_COLUMNS: dict[str, tuple[str, ValueType]] = {
+    "status": ("state", "trace_state"),
+    "state": ("state", "trace_state"),
+    "timestamp_ms": ("request_time", "number"),
+    "execution_time_ms": ("execution_duration", "number"),
+    "name": ("name", "string"),
+    "request_preview": ("request_preview", "string"),
+    "response_preview": ("response_preview", "string"),
+    "client_request_id": ("client_request_id", "string"),
+}
+_SPAN_COLUMNS: dict[str, tuple[str, ValueType]] = {
+    "name": ("name", "string"),
+    "type": ("span_type", "string"),
+    "status": ("status_code", "span_status"),
+}
+TRACE_FIELDS_HELP = (
+    "trace.status, trace.state, trace.timestamp_ms, trace.execution_time_ms, trace.name, "
+    "trace.request_preview, trace.response_preview, trace.client_request_id (the trace. "
+    "prefix is optional), run_id, tags.<key>, metadata.<key>, span.name, span.type, "
+    "span.status, span.attributes.<key>"
+)
+
+
+def resolve_trace_field(token: Token, src: _Source) -> Field:
+    """Map an identifier of the trace filter language to a ``Field``."""
+    segments: tuple[str, ...] = token.value
+    head = segments[0].lower()
+    rest = segments[1:]
+    if len(segments) == 1 and head == "run_id":
+        return Field("trace", "run_id", "string", token.text)
+    if len(segments) == 1 and head in _TRACE_COLUMNS:
+        column, value_type = _TRACE_COLUMNS[head]
+        return Field("trace", column, value_type, token.text)
+    if head == "trace" and len(rest) == 1 and rest[0].lower() in _TRACE_COLUMNS:
+        column, value_type = _TRACE_COLUMNS[rest[0].lower()]
+        return Field("trace", column, value_type, token.text)
+    if head in ("tags", "metadata") and rest:
+        key = ".".join(rest)
+        if head == "metadata" and key == "run_id":
+            return Field("trace", "run_id", "string", token.text)
+        return Field("tag" if head == "tags" else "metadata", key, "string", token.text)
+    if head == "span" and len(rest) == 1 and rest[0].lower() in _SPAN_COLUMNS:
+        column, value_type = _SPAN_COLUMNS[rest[0].lower()]
+        return Field("span", column, value_type, token.text)
+    if head == "span" and len(rest) >= 2 and rest[0].lower() == "attributes":
+        return Field("span_attribute", ".".join(rest[1:]), "string", token.text)
+    raise src.error(
+        f"unknown field {token.text!r}; valid fields are {TRACE_FIELDS_HELP}",
+        token=token.text,
+        position=token.position,
+    )
+
+
+_RUN_COLUMNS: dict[str, tuple[str, ValueType]] = {
+    "status": ("status", "run_status"),
+    "run_name": ("run_name", "string"),
+    "run_id": ("run_id", "string"),
+    "start_time": ("start_time", "number"),
+    "end_time": ("end_time", "number"),
+}
+_RUN_PREFIXES: dict[str, tuple[str, ValueType]] = {
+    "params": ("param", "string"),
+    "tags": ("run_tag", "string"),
+    "metrics": ("metric", "number"),
+}
+RUN_FIELDS_HELP = "status, run_name, run_id, start_time, end_time, params.<key>, tags.<key>, metrics.<key>"
+
+
+def resolve_run_field(token: Token, src: _Source) -> Field:
+    """Map an identifier of the run filter language to a ``Field``."""
+    segments: tuple[str, ...] = token.value
+    head = segments[0].lower()
+    if head == "attributes" and len(segments) == 2:  # MLflow spelling: attributes.status
+        segments, head = segments[1:], segments[1].lower()
+    if len(segments) == 1 and head in _RUN_COLUMNS:
+        column, value_type = _RUN_COLUMNS[head]
+        return Field("run", column, value_type, token.text)
+    if head in _RUN_PREFIXES and len(segments) > 1:
+        kind, value_type = _RUN_PREFIXES[head]
+        return Field(kind, ".".join(segments[1:]), value_type, token.text)
+    raise src.error(
+        f"unknown field {token.text!r}; valid fields are {RUN_FIELDS_HELP}",
+        token=token.text,
+        position=token.position,
+    )
+
+
+# --- parser ------------------------------------------------------------------------------
+
+Operator = Literal["=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE", "IN", "NOT IN"]
+_STRING_OPS: tuple[Operator, ...] = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
+_ENUM_OPS: tuple[Operator, ...] = ("=", "!=", "IN", "NOT IN")
+_NUMBER_OPS: tuple[Operator, ...] = ("=", "!=", "<", "<=", ">", ">=")
+_ENUM_VALUES: dict[str, tuple[str, ...]] = {
+    "trace_state": TRACE_STATES,
+    "span_status": SPAN_STATUSES,
+    "run_status": RunStatus.ALL,
+}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One condition of a filter: ``field op value`` (a tuple of values for IN / NOT IN)."""
+
+    field: Field
+    op: Operator
+    value: str | int | float | tuple[str, ...]
+
+
+class _Parser:
+    """Recursive descent over the token list; one method per grammar rule."""
+
+    def __init__(self, src: _Source, tokens: list[Token], resolve: FieldResolver) -> None:
+        self.src = src
+        self.tokens = tokens
+        self.index = 0
+        self.resolve = resolve
+
+    @property
+    def current(self) -> Token:
+        return self.tokens[self.index]
+
+    def advance(self) -> Token:
+        token = self.tokens[self.index]
+        if token.kind != "EOF":
+            self.index += 1
+        return token
+
+    def fail(self, detail: str, token: Token | None = None) -> FilterSyntaxError:
+        token = token or self.current
+        shown = token.text or "end of input"
+        return self.src.error(detail, token=shown, position=token.position)
+
+    def parse_filter(self) -> list[Comparison]:
+        if self.current.kind == "EOF":
+            return []
+        comparisons = [self.parse_comparison()]
+        while self.current.kind == "KEYWORD" and self.current.value == "AND":
+            self.advance()
+            if self.current.kind == "EOF":
+                raise self.fail("expected a condition after 'AND'")
+            comparisons.append(self.parse_comparison())
+            if len(comparisons) > MAX_CONDITIONS:
+                raise self.fail(f"more than {MAX_CONDITIONS} conditions")
+        if self.current.kind == "KEYWORD" and self.current.value == "OR":
+            raise self.fail("'OR' is not supported: a filter is conditions joined by AND")
+        if self.current.kind != "EOF":
+            raise self.fail(f"expected 'AND' or the end of the filter, got {self.current.text!r}")
+        return comparisons
+
+    def parse_comparison(self) -> Comparison:
+        token = self.current
+        if token.kind != "IDENT":
+            raise self.fail(f"expected a field name, got {token.text or 'end of input'!r}")
+        self.advance()
+        field = self.resolve(token, self.src)
+        op_token = self.current
+        op = self.parse_operator(field)
+        if op in ("IN", "NOT IN"):
+            values = self.parse_value_list(field, op_token)
+            return Comparison(field, op, values)
+        value = self.parse_value(field, op_token)
+        if op in ("LIKE", "ILIKE"):
+            _check_like_pattern(self, str(value), op_token)
+        return Comparison(field, op, value)
+
+    def parse_operator(self, field: Field) -> Operator:
+        token = self.current
+        if token.kind == "OP":
+            op: Operator = token.value
+        elif token.kind == "KEYWORD" and token.value in ("LIKE", "ILIKE", "IN"):
+            op = token.value
+        elif token.kind == "KEYWORD" and token.value == "NOT":
+            self.advance()
+            if not (self.current.kind == "KEYWORD" and self.current.value == "IN"):
+                raise self.fail("expected 'IN' after 'NOT'")
+            op = "NOT IN"
+        else:
+            got = token.text or "end of input"
+            raise self.fail(f"expected an operator after {field.text!r}, got {got!r}")
+        allowed = _allowed_ops(field)
+        if op not in allowed:
+            raise self.fail(
+                f"operator {op!r} is not supported for {_type_label(field)} field "
+                f"{field.text!r}; use one of {', '.join(allowed)}",
+                token,
+            )
+        self.advance()
+        return op
+
+    def parse_value(self, field: Field, after: Token) -> str | int | float:
+        token = self.current
+        if token.kind not in ("STRING", "NUMBER"):
+            got = token.text or "end of input"
+            hint = " (string values must be quoted)" if token.kind == "IDENT" else ""
+            raise self.fail(f"expected a value after {after.text!r}, got {got!r}{hint}")
+        self.advance()
+        return _typed_value(self, field, token)
+
+    def parse_value_list(self, field: Field, after: Token) -> tuple[str, ...]:
+        if self.current.kind != "LPAREN":
+            raise self.fail(f"expected '(' after {after.text!r}")
+        self.advance()
+        if self.current.kind == "RPAREN":
+            raise self.fail(f"empty list after {after.text!r}; give at least one value")
+        values: list[str] = []
+        while True:
+            value = self.parse_value(field, self.tokens[self.index - 1])
+            values.append(str(value))
+            if len(values) > MAX_IN_VALUES:
+                raise self.fail(f"more than {MAX_IN_VALUES} values in a list")
+            if self.current.kind == "COMMA":
+                self.advance()
+                continue
+            if self.current.kind == "RPAREN":
+                self.advance()
+                return tuple(values)
+            raise self.fail(f"expected ',' or ')' in the value list, got {self.current.text!r}")
+
+
+def _allowed_ops(field: Field) -> tuple[Operator, ...]:
+    if field.value_type == "number":
+        return _NUMBER_OPS
+    if field.value_type in _ENUM_VALUES:
+        return _ENUM_OPS
+    return _STRING_OPS
+
+
+def _type_label(field: Field) -> str:
+    return {"number": "numeric", "string": "string"}.get(field.value_type, "status")
+
+
+def _typed_value(parser: _Parser, field: Field, token: Token) -> str | int | float:
+    """Check the literal's type against the field's; normalise status values."""
+    if field.value_type == "number":
+        if token.kind != "NUMBER":
+            raise parser.fail(f"{field.text!r} is numeric: expected a number", token)
+        return token.value  # type: ignore[no-any-return]
+    if token.kind == "NUMBER":
+        if field.kind == "span_attribute":
+            return token.text.lstrip("+")
+        raise parser.fail(f"{field.text!r} takes a quoted string, not a number", token)
+    value: str = token.value
+    choices = _ENUM_VALUES.get(field.value_type)
+    if choices is not None:
+        if value.upper() not in choices:
+            raise parser.fail(
+                f"invalid value {value!r} for {field.text!r}; use one of {', '.join(choices)}",
+                token,
+            )
+        return value.upper()
+    return value
+
+
+def _check_like_pattern(parser: _Parser, pattern: str, op_token: Token) -> None:
+    """A pattern may not end in an unpaired escape character (PostgreSQL rejects it)."""
+    trailing = len(pattern) - len(pattern.rstrip("\\"))
+    if trailing % 2 == 1:
+        raise parser.fail(
+            f"the {op_token.text} pattern {pattern!r} ends with an unpaired backslash "
+            "(write \\\\\\\\ for a literal backslash)",
+            parser.tokens[parser.index - 1],
+        )
+
+
+def parse_filter(text: str | None, resolve: FieldResolver = resolve_trace_field) -> list[Comparison]:
+    """Parse a filter string into comparisons (``[]`` for ``None`` or blank text)."""
+    if text is None:
+        return []
+    if not isinstance(text, str):
+        raise FilterSyntaxError(f"filter_string must be a string, got {type(text).__name__}")
+    src = _Source(text)
+    return _Parser(src, tokenize(text), resolve).parse_filter()
+
+
+# --- compiler: traces --------------------------------------------------------------------
+
+
+def compile_trace_filter(comparisons: Sequence[Comparison], dialect: str) -> list[sa.ColumnElement[bool]]:
+    """SQL conditions on ``traces`` for the parsed filter (to be ANDed)."""
+    return [_compile_trace_comparison(c, dialect) for c in comparisons]
+
+
+def _compile_trace_comparison(comparison: Comparison, dialect: str) -> sa.ColumnElement[bool]:
+    field = comparison.field
+    if field.kind == "trace":
+        return _apply(t.traces.c[field.key], comparison)
+    if field.kind in ("tag", "metadata"):
+        table = t.trace_tags if field.kind == "tag" else t.trace_metadata
+        return sa.exists().where(
+            table.c.trace_id == t.traces.c.trace_id,
+            table.c.key == field.key,
+            _apply(table.c.value, comparison),
+        )
+    if field.kind == "span":
+        return sa.exists().where(
+            t.spans.c.trace_id == t.traces.c.trace_id,
+            _apply(t.spans.c[field.key], comparison),
+        )
+    if field.kind == "span_attribute":
+        return _span_attribute_exists(comparison, dialect)
+    raise AssertionError(f"unexpected field kind {field.kind!r}")
+
+
+def _span_attribute_exists(comparison: Comparison, dialect: str) -> sa.ColumnElement[bool]:
+    """EXISTS a span of the trace whose attribute ``key``, read as text, satisfies the test."""
+    key = comparison.field.key
+    if dialect == "postgresql":
+        key_param = sa.cast(sa.bindparam(None, key, sa.Text), sa.Text)
+        value = sa.cast(t.spans.c.attributes, sa.JSON).op("->>")(key_param)
+        return sa.exists().where(
+            t.spans.c.trace_id == t.traces.c.trace_id,
+            _apply(sa.type_coerce(value, sa.String), comparison),
+        )
+    # SQLite: json_each finds the key exactly, whatever characters it holds (a JSON path
+    # cannot quote a key containing '"').
+    entries = sa.func.json_each(t.spans.c.attributes).table_valued("key", "value", "type")
+    entries = entries.alias("attribute")
+    as_text = sa.case(
+        (entries.c.type == "true", sa.literal("true")),
+        (entries.c.type == "false", sa.literal("false")),
+        (entries.c.type == "null", sa.null()),
+        else_=sa.cast(entries.c.value, sa.Text),
+    )
+    return sa.exists(
+        sa.select(sa.literal(1))
+        .select_from(t.spans, entries)
+        .where(
+            t.spans.c.trace_id == t.traces.c.trace_id,
+            entries.c.key == key,
+            _apply(as_text, comparison),
+        )
+    )
+
+
+def _apply(column: sa.ColumnElement[Any], comparison: Comparison) -> sa.ColumnElement[bool]:
+    """``column <op> value`` with bound parameters."""
+    op, value = comparison.op, comparison.value
+    if op == "IN":
+        return column.in_(list(value))  # type: ignore[arg-type]
+    if op == "NOT IN":
+        return column.not_in(list(value))  # type: ignore[arg-type]
+    if op == "LIKE":
+        return column.like(value, escape="\\")
+    if op == "ILIKE":
+        return column.ilike(value, escape="\\")
+    operators: dict[str, Callable[[Any, Any], sa.ColumnElement[bool]]] = {
+        "=": lambda a, b: a == b,
+        "!=": lambda a, b: a != b,
+        "<": lambda a, b: a < b,
+        "<=": lambda a, b: a <= b,
+        ">": lambda a, b: a > b,
+        ">=": lambda a, b: a >= b,
+    }
+    return operators[op](column, value)
+
+
+# --- compiler: runs ----------------------------------------------------------------------
+
+
+def compile_run_filter(comparisons: Sequence[Comparison]) -> list[sa.ColumnElement[bool]]:
+    """SQL conditions on ``runs`` for the parsed run filter (to be ANDed)."""
+    return [_compile_run_comparison(c) for c in comparisons]
+
+
+def _compile_run_comparison(comparison: Comparison) -> sa.ColumnElement[bool]:
+    field = comparison.field
+    if field.kind == "run":
+        return _apply(t.runs.c[field.key], comparison)
+    table = {
+        "param": t.run_params,
+        "run_tag": t.run_tags,
+        "metric": t.run_latest_metrics,
+    }[field.kind]
+    return sa.exists().where(
+        table.c.run_id == t.runs.c.run_id,
+        table.c.key == field.key,
+        _apply(table.c.value, comparison),
+    )
+
+
+# --- order_by ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderKey:
+    """One ``order_by`` clause: a column name and a direction."""
+
+    column: str
+    ascending: bool
+
+
+TRACE_ORDER_COLUMNS = {
+    "timestamp_ms": "request_time",
+    "timestamp": "request_time",
+    "execution_time_ms": "execution_duration",
+    "name": "name",
+    "status": "state",
+    "state": "state",
+}
+RUN_ORDER_COLUMNS = {
+    "start_time": "start_time",
+    "end_time": "end_time",
+    "run_name": "run_name",
+    "status": "status",
+}
+
+
+def parse_order_by(
+    clauses: Sequence[str] | None,
+    columns: dict[str, str],
+    *,
+    prefix: str | None = None,
+    default: OrderKey,
+) -> list[OrderKey]:
+    """Parse ``["timestamp_ms DESC", …]`` into order keys (``default`` when empty)."""
+    if clauses is None:
+        return [default]
+    if isinstance(clauses, str):
+        clauses = [clauses]
+    keys = [_parse_order_clause(clause, columns, prefix) for clause in clauses]
+    return keys or [default]
+
+
+def _parse_order_clause(clause: str, columns: dict[str, str], prefix: str | None) -> OrderKey:
+    if not isinstance(clause, str):
+        raise FilterSyntaxError(f"order_by entries must be strings, got {clause!r}")
+    src = _Source(clause, "order_by")
+    tokens = tokenize(clause, what="order_by")
+    names = ", ".join(sorted(columns))
+    first = tokens[0]
+    if first.kind != "IDENT":
+        raise src.error(
+            f"expected a column name (one of {names}), got {first.text or 'end of input'!r}",
+            token=first.text or "end of input",
+            position=first.position,
+        )
+    segments = [s.lower() for s in first.value]
+    if prefix and len(segments) == 2 and segments[0] == prefix:
+        segments = segments[1:]
+    if len(segments) != 1 or segments[0] not in columns:
+        raise src.error(
+            f"cannot order by {first.text!r}; use one of {names}",
+            token=first.text,
+            position=first.position,
+        )
+    direction = tokens[1]
+    ascending = True
+    rest = 2
+    if direction.kind == "IDENT" and direction.text.upper() in ("ASC", "DESC"):
+        ascending = direction.text.upper() == "ASC"
+    else:
+        rest = 1
+    if tokens[rest].kind != "EOF":
+        raise src.error(
+            f"expected ASC, DESC or the end, got {tokens[rest].text!r}",
+            token=tokens[rest].text,
+            position=tokens[rest].position,
+        )
+    return OrderKey(columns[segments[0]], ascending)
+
+
+def order_clauses(
+    keys: Sequence[OrderKey], table: sa.Table, tie_breaker: str
+) -> list[sa.UnaryExpression[Any]]:
+    """ORDER BY expressions (NULLs last on both back ends) plus a unique tie-breaker."""
+    out = []
+    for key in keys:
+        column = table.c[key.column]
+        out.append((column.asc() if key.ascending else column.desc()).nulls_last())
+    out.append(table.c[tie_breaker].asc())
+    return out
+
+
+# --- page tokens -------------------------------------------------------------------------
+
+
+def encode_page_token(offset: int) -> str:
+    """An opaque token for the page starting at ``offset``."""
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def decode_page_token(token: str | None) -> int:
+    """The offset a page token stands for (0 for ``None``); a bad token is an argument error."""
+    if token is None or token == "":
+        return 0
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
+    except (binascii.Error, ValueError, UnicodeError, AttributeError) as exc:
+        raise InvalidArgumentError(
+            f"Invalid page_token {token!r}: pass the token returned by the previous search."
+        ) from exc
+    offset = data.get("offset") if isinstance(data, dict) else None
+    if type(offset) is not int or offset < 0:
+        raise InvalidArgumentError(
+            f"Invalid page_token {token!r}: pass the token returned by the previous search."
+        )
+    return offset
+
+
+def check_max_results(max_results: int, *, limit: int = 50_000) -> int:
+    """``max_results`` as an int in 1..limit, else an argument error naming the bound."""
+    if type(max_results) is not int or not 1 <= max_results <= limit:
+        raise InvalidArgumentError(
+            f"max_results must be an integer between 1 and {limit}, got {max_results!r}."
+        )
+    return max_results

@@ -1,0 +1,199 @@
+"""The schema, as SQLAlchemy Core tables (the migrations create exactly this; a test checks it).
+
+Layout, and why:
+
+* ``traces`` is the summary row of a trace: everything a list or a search needs (state,
+  times, root span name, previews, token totals, span count), so lists never read spans.
+* ``spans`` holds span bodies. Payloads are JSON text; ``attributes`` is a JSON object
+  text that filters read with ``json_each`` (SQLite) or ``CAST(… AS JSON) ->>`` (PostgreSQL).
+* ``trace_tags`` / ``trace_metadata`` are key-value rows (tags mutable, metadata write-once).
+* Experiments and runs follow the usual tracking model; ``run_latest_metrics`` keeps the
+  latest value of each metric so run filters such as ``metrics.m > 0.5`` stay one lookup.
+
+Children reference their parent with ``ON DELETE CASCADE`` so deleting traces is one
+statement; SQLite enforces it because the store turns ``PRAGMA foreign_keys`` on.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+#: An integer primary key that autoincrements on both back ends (SQLite needs INTEGER).
+AUTO_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+MAX_KEY_LENGTH = 250
+MAX_VALUE_LENGTH = 8000
+
+
+def _fk(column: str, *, ondelete: str = "CASCADE") -> sa.ForeignKey:
+    return sa.ForeignKey(column, ondelete=ondelete)
+
+
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("experiment_id", sa.String, primary_key=True),
+    # int(experiment_id) when the id is a number: the next generated id is max + 1.
+    sa.Column("id_number", sa.BigInteger, nullable=True, index=True),
+    sa.Column("name", sa.String(256), nullable=False, unique=True),
+    sa.Column("artifact_location", sa.Text, nullable=False, server_default=""),
+    sa.Column("lifecycle_stage", sa.String, nullable=False, server_default="active"),
+    sa.Column("creation_time", sa.BigInteger, nullable=True),
+    sa.Column("last_update_time", sa.BigInteger, nullable=True),
+)
+
+experiment_tags = sa.Table(
+    "experiment_tags",
+    metadata,
+    sa.Column(
+        "experiment_id",
+        sa.String,
+        _fk("experiments.experiment_id"),
+        primary_key=True,
+    ),
+    sa.Column("key", sa.String(MAX_KEY_LENGTH), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String, primary_key=True),
+    sa.Column(
+        "experiment_id",
+        sa.String,
+        _fk("experiments.experiment_id"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("run_name", sa.String(MAX_KEY_LENGTH), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("start_time", sa.BigInteger, nullable=True),
+    sa.Column("end_time", sa.BigInteger, nullable=True),
+    sa.Column("lifecycle_stage", sa.String, nullable=False, server_default="active"),
+    sa.Column("parent_run_id", sa.String, nullable=True),
+)
+
+run_params = sa.Table(
+    "run_params",
+    metadata,
+    sa.Column("run_id", sa.String, _fk("runs.run_id"), primary_key=True),
+    sa.Column("key", sa.String(MAX_KEY_LENGTH), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+run_tags = sa.Table(
+    "run_tags",
+    metadata,
+    sa.Column("run_id", sa.String, _fk("runs.run_id"), primary_key=True),
+    sa.Column("key", sa.String(MAX_KEY_LENGTH), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+run_metrics = sa.Table(
+    "run_metrics",
+    metadata,
+    sa.Column("metric_id", AUTO_ID, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String, _fk("runs.run_id"), nullable=False),
+    sa.Column("key", sa.String(MAX_KEY_LENGTH), nullable=False),
+    sa.Column("value", sa.Float, nullable=True),  # NULL stands for NaN (SQLite cannot store it)
+    sa.Column("timestamp", sa.BigInteger, nullable=False),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Index("ix_run_metrics_run_id_key", "run_id", "key"),
+)
+
+run_latest_metrics = sa.Table(
+    "run_latest_metrics",
+    metadata,
+    sa.Column("run_id", sa.String, _fk("runs.run_id"), primary_key=True),
+    sa.Column("key", sa.String(MAX_KEY_LENGTH), primary_key=True),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("timestamp", sa.BigInteger, nullable=False),
+    sa.Column("step", sa.BigInteger, nullable=False),
+)
+
+traces = sa.Table(
+    "traces",
+    metadata,
+    sa.Column("trace_id", sa.String, primary_key=True),
+    sa.Column(
+        "experiment_id",
+        sa.String,
+        _fk("experiments.experiment_id"),
+        nullable=False,
+    ),
+    sa.Column("run_id", sa.String, nullable=True, index=True),
+    sa.Column("request_time", sa.BigInteger, nullable=False, index=True),
+    sa.Column("execution_duration", sa.BigInteger, nullable=True),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("name", sa.Text, nullable=True),
+    sa.Column("request_preview", sa.Text, nullable=True),
+    sa.Column("response_preview", sa.Text, nullable=True),
+    sa.Column("client_request_id", sa.String, nullable=True, index=True),
+    sa.Column("input_tokens", sa.BigInteger, nullable=True),
+    sa.Column("output_tokens", sa.BigInteger, nullable=True),
+    sa.Column("total_tokens", sa.BigInteger, nullable=True),
+    sa.Column("span_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("ix_traces_experiment_id_request_time", "experiment_id", "request_time"),
+)
+
+trace_tags = sa.Table(
+    "trace_tags",
+    metadata,
+    sa.Column("trace_id", sa.String, _fk("traces.trace_id"), primary_key=True),
+    sa.Column("key", sa.String(MAX_KEY_LENGTH), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+trace_metadata = sa.Table(
+    "trace_metadata",
+    metadata,
+    sa.Column("trace_id", sa.String, _fk("traces.trace_id"), primary_key=True),
+    sa.Column("key", sa.String(MAX_KEY_LENGTH), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+spans = sa.Table(
+    "spans",
+    metadata,
+    sa.Column("trace_id", sa.String, _fk("traces.trace_id"), primary_key=True),
+    sa.Column("span_id", sa.String, primary_key=True),
+    sa.Column("parent_id", sa.String, nullable=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("span_type", sa.String, nullable=False),
+    sa.Column("status_code", sa.String(16), nullable=False),
+    sa.Column("status_message", sa.Text, nullable=False, server_default=""),
+    sa.Column("start_time_ns", sa.BigInteger, nullable=False),
+    sa.Column("end_time_ns", sa.BigInteger, nullable=True),
+    sa.Column("inputs", sa.Text, nullable=False),
+    sa.Column("outputs", sa.Text, nullable=False),
+    sa.Column("attributes", sa.Text, nullable=False),
+    sa.Column("events", sa.Text, nullable=False),
+    sa.Column("input_tokens", sa.BigInteger, nullable=True),
+    sa.Column("output_tokens", sa.BigInteger, nullable=True),
+    sa.Column("total_tokens", sa.BigInteger, nullable=True),
+)
+
+#: Every table, children before parents (the order to empty them in).
+ALL_TABLES = (
+    spans,
+    trace_tags,
+    trace_metadata,
+    traces,
+    run_latest_metrics,
+    run_metrics,
+    run_tags,
+    run_params,
+    runs,
+    experiment_tags,
+    experiments,
+)

@@ -1,0 +1,135 @@
+"""Starting and ending spans: the hot path shared by @trace, start_span and the client API.
+
+Both functions catch every internal failure (``_safety``), so the traced program never sees
+an error that tracing caused; at worst its span is missing.
+"""
+
+from __future__ import annotations
+
+from time import time_ns
+from typing import TYPE_CHECKING, Any
+
+from threadline import settings
+from threadline.entities.experiment import DEFAULT_EXPERIMENT_ID
+from threadline.entities.span import SpanStatusCode
+from threadline.tracing import _context, _safety
+from threadline.tracing._runtime import RT, get_pipeline
+from threadline.tracing._serialize import snapshot
+from threadline.tracing._span import LiveSpan, TraceState, new_span_id, new_trace_id
+
+if TYPE_CHECKING:
+    from threadline.entities.trace_location import ExperimentLocation
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+class _Missing:
+    pass
+
+
+MISSING: Any = _Missing()
+
+
+def resolve_experiment_id(destination: ExperimentLocation | None) -> str:
+    """Where a new trace goes: the span's argument, the context-local destination, the
+    process-wide destination, then the active experiment."""
+    if destination is not None:
+        return destination.experiment_id
+    local = _context.destination.get()
+    if local is not None:
+        return local.experiment_id
+    if RT.destination is not None:
+        return RT.destination.experiment_id
+    experiment_id = RT.active_experiment_id
+    if experiment_id is None:
+        experiment_id = settings.EXPERIMENT_ID.get() or DEFAULT_EXPERIMENT_ID
+        RT.active_experiment_id = experiment_id
+    return experiment_id
+
+
+def begin_span(
+    name: str,
+    span_type: str,
+    attributes: dict[str, Any] | None,
+    destination: ExperimentLocation | None = None,
+    parent: LiveSpan | None | _Missing = MISSING,
+) -> LiveSpan | None:
+    """Open a span under ``parent`` (default: the current span); ``None`` if tracing is off."""
+    if not RT.initialized:
+        RT.ensure_initialized()
+        if not RT.enabled:
+            return None
+    try:
+        if parent is MISSING:
+            parent = _context.current_span.get()
+        now = time_ns()
+        if parent is None:
+            runs = _context.active_runs.get()
+            state = TraceState(
+                new_trace_id(),
+                resolve_experiment_id(destination),
+                runs[-1] if runs else None,
+                now,
+            )
+            span = LiveSpan(state, new_span_id(), None, name, span_type, now, attributes)
+            state.root = span
+            (RT.pipeline or get_pipeline()).on_trace_start(state)
+            return span
+        if destination is not None:
+            _safety.log_once(
+                "child-destination",
+                f"threadline: trace_destination on span {name!r} is ignored because it is not "
+                "the root span of its trace; set it on the outermost span.",
+            )
+        assert isinstance(parent, LiveSpan)
+        return LiveSpan(
+            parent._trace_state, new_span_id(), parent._span_id, name, span_type, now, attributes
+        )
+    except Exception as exc:
+        _safety.internal_error("start-span", exc)
+        return None
+
+
+def end_span(span: LiveSpan, outputs: Any = MISSING, exc: BaseException | None = None) -> None:
+    """Close ``span``: record outputs or the exception, run span processors, snapshot, export."""
+    try:
+        if span._ended:
+            return
+        end = time_ns()
+        if outputs is not MISSING:
+            span._outputs = outputs
+        if exc is not None:
+            span.record_exception(exc)
+        elif span._status_code == SpanStatusCode.UNSET:
+            span._status_code = SpanStatusCode.OK
+        span._end_time_ns = end
+        if RT.processors:
+            _run_processors(span)
+        out = span._outputs
+        if type(out) not in _SCALARS:
+            span._outputs = snapshot(out)
+        span._ended = True
+        state = span._trace_state
+        pipeline = RT.pipeline or get_pipeline()
+        if state.root is span:
+            state.ended = True
+            RT.last_trace_id = state.trace_id
+            pipeline.on_root_end(span)
+        else:
+            pipeline.on_span_end(span)
+    except Exception as error:
+        _safety.internal_error("end-span", error)
+
+
+def _run_processors(span: LiveSpan) -> None:
+    for processor in RT.processors:
+        try:
+            processor(span)
+        except Exception as exc:
+            name = getattr(processor, "__qualname__", repr(processor))
+            _safety.log_once(
+                f"processor:{name}",
+                f"threadline: span processor {name} raised {type(exc).__name__}: {exc}; "
+                "it was skipped for this span.",
+                exc,
+            )

@@ -1,0 +1,56 @@
+"""The span handed out when tracing is disabled: every method does nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class NoOpSpan:
+    """Stands in for a live span so ``with start_span(...) as span:`` code runs unchanged."""
+
+    trace_id = None
+    span_id = None
+    parent_id = None
+    name = None
+    span_type = None
+    inputs = None
+    outputs = None
+    start_time_ns = None
+    end_time_ns = None
+    status = None
+    is_ended = True
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        return {}
+
+    @property
+    def events(self) -> list[Any]:
+        return []
+
+    def set_inputs(self, inputs: Any) -> None:
+        pass
+
+    def set_outputs(self, outputs: Any) -> None:
+        pass
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        pass
+
+    def set_attributes(self, attributes: dict[str, Any]) -> None:
+        pass
+
+    def add_event(self, event: Any) -> None:
+        pass
+
+    def set_status(self, status: Any, description: str = "") -> None:
+        pass
+
+    def record_exception(self, exc: BaseException) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return "NoOpSpan()"
+
+
+NOOP_SPAN = NoOpSpan()

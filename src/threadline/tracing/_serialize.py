@@ -1,0 +1,102 @@
+"""Snapshots of user values, taken on the traced thread, and their JSON form.
+
+``snapshot`` copies containers of JSON-like values so later mutation by the program does not
+change the trace, converts dataclasses and pydantic models to dicts, and keeps anything else
+by its ``repr``. It never raises. ``to_json`` runs later, off the hot path, in the exporter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_MAX_DEPTH = 40
+_MAX_REPR = 100_000
+
+
+def snapshot(value: Any, _depth: int = 0) -> Any:
+    """A JSON-able deep copy of ``value`` (non-JSON leaves become their ``repr``)."""
+    t = type(value)
+    if t in _SCALARS:
+        return value
+    if _depth > _MAX_DEPTH:
+        return _safe_repr(value)
+    if t is dict:
+        depth = _depth + 1
+        return {
+            (k if type(k) is str else _key(k)): (v if type(v) in _SCALARS else snapshot(v, depth))
+            for k, v in value.items()
+        }
+    if t is list or t is tuple:
+        depth = _depth + 1
+        return [v if type(v) in _SCALARS else snapshot(v, depth) for v in value]
+    return _snapshot_other(value, _depth)
+
+
+def _snapshot_other(value: Any, depth: int) -> Any:
+    if isinstance(value, dict):
+        return {_key(k): snapshot(v, depth + 1) for k, v in list(value.items())}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [snapshot(v, depth + 1) for v in list(value)]
+    if isinstance(value, (str, int, float, bool)):  # subclasses such as enums of str
+        return snapshot(_plain_scalar(value), depth)
+    model_dump = getattr(value, "model_dump", None)
+    if callable(model_dump) and not isinstance(value, type):
+        try:
+            return snapshot(model_dump(), depth + 1)
+        except Exception:
+            return _safe_repr(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        try:
+            return {f.name: snapshot(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)}
+        except Exception:
+            return _safe_repr(value)
+    return _safe_repr(value)
+
+
+def _plain_scalar(value: Any) -> Any:
+    for base in (bool, int, float, str):
+        if isinstance(value, base):
+            try:
+                return base(value)
+            except Exception:
+                return _safe_repr(value)
+    return _safe_repr(value)
+
+
+def _key(key: Any) -> str:
+    """Dict keys become strings, as JSON requires."""
+    if isinstance(key, (str, int, float, bool)) or key is None:
+        return str(key)
+    return _safe_repr(key)
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception as exc:
+        return f"<unrepresentable {type(value).__qualname__}: {type(exc).__name__}>"
+    if len(text) > _MAX_REPR:
+        return text[:_MAX_REPR] + f"... <{len(text) - _MAX_REPR} more characters>"
+    return text
+
+
+def to_json(value: Any, max_chars: int) -> str:
+    """Compact JSON text of a snapshot; past ``max_chars`` a truncation marker is stored."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=True)
+    except (TypeError, ValueError):
+        text = json.dumps(snapshot(value), ensure_ascii=False, separators=(",", ":"), default=repr)
+    if len(text) <= max_chars:
+        return text
+    return json.dumps(
+        {
+            "threadline.truncated": True,
+            "original_chars": len(text),
+            "preview": text[: max(0, max_chars - 200)],
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )

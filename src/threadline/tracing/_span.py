@@ -1,0 +1,167 @@
+"""The live span (mutable while its code runs) and the per-trace state shared by its spans.
+
+A ``LiveSpan`` is a ``Span`` whose setters work until it ends. When it ends its inputs and
+outputs are snapshots, so the exporter can read it without touching live user objects.
+"""
+
+from __future__ import annotations
+
+from random import getrandbits
+from typing import Any
+
+from threadline.entities.span import Span, SpanEvent, SpanStatus, SpanStatusCode
+from threadline.entities.trace import TRACE_ID_PREFIX
+from threadline.tracing import _safety
+from threadline.tracing._serialize import snapshot
+
+
+def new_trace_id() -> str:
+    """``tr-`` and 32 hex digits: an OpenTelemetry trace id."""
+    return "tr-%032x" % (getrandbits(128) or 1)
+
+
+def new_span_id() -> str:
+    """16 hex digits: an OpenTelemetry span id."""
+    return "%016x" % (getrandbits(64) or 1)
+
+
+def otel_trace_id(trace_id: str) -> str:
+    """The bare 32-hex OpenTelemetry id of a ``tr-…`` trace id."""
+    return trace_id[len(TRACE_ID_PREFIX) :] if trace_id.startswith(TRACE_ID_PREFIX) else trace_id
+
+
+class TraceState:
+    """What the SDK knows about one open trace beyond its spans (shared by all its spans)."""
+
+    __slots__ = (
+        "client_request_id",
+        "ended",
+        "experiment_id",
+        "metadata",
+        "request_preview",
+        "request_time_ms",
+        "response_preview",
+        "root",
+        "row_written",
+        "run_id",
+        "tags",
+        "trace_id",
+    )
+
+    def __init__(self, trace_id: str, experiment_id: str, run_id: str | None, start_ns: int):
+        self.trace_id = trace_id
+        self.experiment_id = experiment_id
+        self.run_id = run_id
+        self.request_time_ms = start_ns // 1_000_000
+        self.tags: dict[str, str] = {}
+        self.metadata: dict[str, str] = {}
+        self.request_preview: str | None = None
+        self.response_preview: str | None = None
+        self.client_request_id: str | None = None
+        self.root: LiveSpan | None = None
+        self.ended = False
+        self.row_written = False
+
+
+class LiveSpan(Span):
+    """A span being recorded. Setters are ignored (with a warning) once it has ended."""
+
+    __slots__ = ("_ended", "_trace_state")
+
+    def __init__(
+        self,
+        trace_state: TraceState,
+        span_id: str,
+        parent_id: str | None,
+        name: str,
+        span_type: str,
+        start_time_ns: int,
+        attributes: dict[str, Any] | None,
+    ) -> None:
+        # Set slots directly: this runs for every span, so it avoids Span.__init__'s work.
+        self._trace_state = trace_state
+        self._trace_id = trace_state.trace_id
+        self._span_id = span_id
+        self._parent_id = parent_id
+        self._name = name
+        self._span_type = span_type
+        self._start_time_ns = start_time_ns
+        self._end_time_ns = None
+        self._status_code = SpanStatusCode.UNSET
+        self._status_message = ""
+        self._inputs = None
+        self._outputs = None
+        self._attributes = snapshot(attributes) if attributes else {}
+        self._events = []
+        self._ended = False
+
+    # --- writes ------------------------------------------------------------------------
+    def _check_open(self, what: str) -> bool:
+        if self._ended:
+            _safety.log_once(
+                "span-ended",
+                f"threadline: {what} on span {self._name!r} after it ended is ignored.",
+            )
+            return False
+        return True
+
+    def set_inputs(self, inputs: Any) -> None:
+        """Record the span's inputs (a snapshot is taken now)."""
+        if self._check_open("set_inputs"):
+            self._inputs = snapshot(inputs)
+
+    def set_outputs(self, outputs: Any) -> None:
+        """Record the span's outputs (snapshotted when the span ends)."""
+        if self._check_open("set_outputs"):
+            self._outputs = outputs
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        if self._check_open("set_attribute"):
+            self._attributes[str(key)] = snapshot(value)
+
+    def set_attributes(self, attributes: dict[str, Any]) -> None:
+        if self._check_open("set_attributes"):
+            for key, value in attributes.items():
+                self._attributes[str(key)] = snapshot(value)
+
+    def add_event(self, event: SpanEvent) -> None:
+        if self._check_open("add_event"):
+            if not isinstance(event, SpanEvent):
+                _safety.log_once("bad-event", "threadline: add_event() takes a SpanEvent; ignored.")
+                return
+            self._events.append(
+                SpanEvent(event.name, event.timestamp_ns, snapshot(event.attributes))
+            )
+
+    def set_status(self, status: SpanStatus | str, description: str = "") -> None:
+        """Set ``"OK"``, ``"ERROR"`` (or a ``SpanStatus``)."""
+        if not self._check_open("set_status"):
+            return
+        if isinstance(status, SpanStatus):
+            self._status_code, self._status_message = status.status_code, status.description
+            return
+        code = str(status).upper()
+        if code not in SpanStatusCode.ALL:
+            _safety.log_once(
+                "bad-status",
+                f"threadline: span status {status!r} is not one of OK, ERROR, UNSET; ignored.",
+            )
+            return
+        self._status_code, self._status_message = code, description
+
+    def record_exception(self, exc: BaseException) -> None:
+        """Add an ``exception`` event and set status ERROR."""
+        if not self._check_open("record_exception"):
+            return
+        self._events.append(SpanEvent.from_exception(exc))
+        self._status_code = SpanStatusCode.ERROR
+        self._status_message = f"{type(exc).__name__}: {exc}"
+
+    # --- read --------------------------------------------------------------------------
+    @property
+    def is_ended(self) -> bool:
+        return self._ended
+
+    @property
+    def trace_state(self) -> TraceState:
+        return self._trace_state
