@@ -23,3 +23,39 @@ def postgres_uri() -> Iterator[str]:
         yield uri
     finally:
         drop_database(name)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_tracing_state(tmp_path, monkeypatch):
+    """Each test starts with default tracing state, an empty store in its own folder, and
+    internal tracing errors raised (so bugs fail tests instead of being logged)."""
+    from threadline.tracing import _runtime, _safety
+
+    for name in list(os.environ):
+        if name.startswith("THREADLINE_") and not name.startswith("THREADLINE_TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    _safety.raise_internal_errors(True)
+    _safety.reset()
+    _runtime.reset()
+    yield
+    _runtime.reset()
+    _safety.raise_internal_errors(False)
+    _reset_store_cache()
+
+
+def _reset_store_cache() -> None:
+    try:
+        from threadline.store import reset_store_cache
+    except ImportError:
+        return
+    reset_store_cache()
+
+
+@pytest.fixture
+def captured():
+    """Traces go to memory for this test; yields the ``CapturedTraces``."""
+    from threadline.testing import capture_traces
+
+    with capture_traces() as cap:
+        yield cap

@@ -3,25 +3,12 @@
 ``@threadline.trace`` or ``with threadline.start_span(...)`` record spans; traces go to the
 store of the tracking URI (``sqlite:///threadline.db`` by default) and are read back with
 ``get_trace`` / ``search_traces``. Importing this package reads no environment, starts no
-thread and imports no optional dependency.
+thread and imports no optional dependency; the tracing API is imported eagerly and the
+rest (queries, experiments, runs, config) on first access, to keep ``import`` cheap.
 """
 
-from threadline import config, entities, tracing
-from threadline._experiments import get_experiment, get_experiment_by_name, set_experiment
+from threadline import tracing
 from threadline._flush import flush_trace_async_logging
-from threadline._query import get_trace, search_traces
-from threadline._runs import (
-    ActiveRun,
-    active_run,
-    end_run,
-    log_metric,
-    log_metrics,
-    log_param,
-    log_params,
-    set_tag,
-    set_tags,
-    start_run,
-)
 from threadline._tracking_uri import get_tracking_uri, set_tracking_uri
 from threadline.entities.span import SpanType
 from threadline.entities.trace_location import ExperimentLocation
@@ -35,12 +22,33 @@ from threadline.tracing._manual import (
 
 __version__ = "0.1.0"
 
+# Public names imported on first access: name -> module.
+_LAZY = {
+    "ActiveRun": "threadline._runs",
+    "active_run": "threadline._runs",
+    "end_run": "threadline._runs",
+    "log_metric": "threadline._runs",
+    "log_metrics": "threadline._runs",
+    "log_param": "threadline._runs",
+    "log_params": "threadline._runs",
+    "set_tag": "threadline._runs",
+    "set_tags": "threadline._runs",
+    "start_run": "threadline._runs",
+    "get_experiment": "threadline._experiments",
+    "get_experiment_by_name": "threadline._experiments",
+    "set_experiment": "threadline._experiments",
+    "get_trace": "threadline._query",
+    "search_traces": "threadline._query",
+}
+_LAZY_MODULES = ("client", "config", "entities")
+
 __all__ = [
     "ActiveRun",
     "ExperimentLocation",
     "SpanType",
     "__version__",
     "active_run",
+    "client",
     "config",
     "end_run",
     "entities",
@@ -66,3 +74,20 @@ __all__ = [
     "tracing",
     "update_current_trace",
 ]
+
+
+def __getattr__(name: str) -> object:
+    import importlib
+
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _LAZY_MODULES:
+        value = importlib.import_module(f"threadline.{name}")
+    else:
+        raise AttributeError(f"module 'threadline' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -46,7 +46,9 @@ class ActiveRun:
     def end(self, status: str = RunStatus.FINISHED) -> None:
         """Mark the run ended and make its parent (if any) active again."""
         if status not in RunStatus.ALL:
-            raise InvalidArgumentError(f"Run status must be one of {RunStatus.ALL}, got {status!r}.")
+            raise InvalidArgumentError(
+                f"Run status must be one of {RunStatus.ALL}, got {status!r}."
+            )
         current_store().update_run(
             self._run.info.run_id, status=status, end_time=int(time.time() * 1000)
         )
@@ -77,7 +79,9 @@ def start_run(
     del nested  # runs always nest under the active one; accepted for familiarity
     runs = _context.active_runs.get()
     run = current_store().create_run(
-        experiment_id=str(experiment_id) if experiment_id is not None else resolve_experiment_id(None),
+        experiment_id=str(experiment_id)
+        if experiment_id is not None
+        else resolve_experiment_id(None),
         run_name=run_name,
         start_time=int(time.time() * 1000),
         tags={k: str(v) for k, v in (tags or {}).items()},
@@ -125,11 +129,15 @@ def log_params(params: dict[str, Any]) -> None:
     current_store().log_params(_require_run(), {str(k): str(v) for k, v in params.items()})
 
 
-def log_metric(key: str, value: float, step: int | None = None, timestamp: int | None = None) -> None:
+def log_metric(
+    key: str, value: float, step: int | None = None, timestamp: int | None = None
+) -> None:
     log_metrics({key: value}, step=step, timestamp=timestamp)
 
 
-def log_metrics(metrics: dict[str, float], step: int | None = None, timestamp: int | None = None) -> None:
+def log_metrics(
+    metrics: dict[str, float], step: int | None = None, timestamp: int | None = None
+) -> None:
     now = timestamp if timestamp is not None else int(time.time() * 1000)
     batch = []
     for key, value in metrics.items():

@@ -7,12 +7,12 @@ current directory. The store behind it is opened on first use.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from threadline import settings
 from threadline.errors import InvalidArgumentError
 from threadline.tracing._runtime import RT
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from threadline.store.base import Store
 

@@ -256,7 +256,11 @@ class ThreadlineClient:
         return self.store.get_run(run_id)
 
     def update_run(
-        self, run_id: str, status: str | None = None, end_time: int | None = None, name: str | None = None
+        self,
+        run_id: str,
+        status: str | None = None,
+        end_time: int | None = None,
+        name: str | None = None,
     ) -> RunInfo:
         return self.store.update_run(run_id, status=status, end_time=end_time, run_name=name)
 

@@ -7,13 +7,18 @@ bad value raises ``InvalidArgumentError`` naming the variable, the value and wha
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Generic, TypeVar
 
 from threadline.errors import InvalidArgumentError
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # typing/dataclasses are not imported at runtime: SDK import time matters
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Generic, TypeVar
+
+    T = TypeVar("T")
+    _Base = Generic[T]
+else:
+    _Base = object
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -49,14 +54,16 @@ def _parse_str(text: str) -> str:
     return value
 
 
-@dataclass(frozen=True)
-class Setting(Generic[T]):
+class Setting(_Base):  # type: ignore[valid-type,misc]
     """One environment variable: its name, parser, default and documentation."""
 
-    name: str
-    parse: Callable[[str], T]
-    default: T
-    doc: str
+    __slots__ = ("default", "doc", "name", "parse")
+
+    def __init__(self, name: str, parse: Callable[[str], T], default: T, doc: str) -> None:
+        self.name = name
+        self.parse = parse
+        self.default = default
+        self.doc = doc
 
     def get(self) -> T:
         """The current value: parsed from the environment, else the default."""

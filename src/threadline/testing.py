@@ -28,7 +28,11 @@ class CapturedTraces:
         self.batches += 1
         for row in traces:
             old = self.trace_rows.get(row.trace_id)
-            if old is not None and old.state != TraceState.IN_PROGRESS.value and row.state == TraceState.IN_PROGRESS.value:
+            if (
+                old is not None
+                and old.state != TraceState.IN_PROGRESS.value
+                and row.state == TraceState.IN_PROGRESS.value
+            ):
                 continue
             self.trace_rows[row.trace_id] = row
         for span in spans:

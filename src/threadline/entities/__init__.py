@@ -1,26 +1,42 @@
-"""Public value objects: traces, spans, experiments, runs, trace locations."""
+"""Public value objects: traces, spans, experiments, runs, trace locations.
 
-from threadline.entities.experiment import Experiment
-from threadline.entities.run import Metric, Run, RunData, RunInfo, RunStatus
-from threadline.entities.span import Span, SpanEvent, SpanStatus, SpanStatusCode, SpanType
-from threadline.entities.trace import Trace, TraceData, TraceInfo, TraceState
-from threadline.entities.trace_location import ExperimentLocation
+Names resolve on first access so that ``import threadline`` stays cheap.
+"""
 
-__all__ = [
-    "Experiment",
-    "ExperimentLocation",
-    "Metric",
-    "Run",
-    "RunData",
-    "RunInfo",
-    "RunStatus",
-    "Span",
-    "SpanEvent",
-    "SpanStatus",
-    "SpanStatusCode",
-    "SpanType",
-    "Trace",
-    "TraceData",
-    "TraceInfo",
-    "TraceState",
-]
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {
+    "Experiment": "experiment",
+    "ExperimentLocation": "trace_location",
+    "Metric": "run",
+    "Run": "run",
+    "RunData": "run",
+    "RunInfo": "run",
+    "RunStatus": "run",
+    "Span": "span",
+    "SpanEvent": "span",
+    "SpanStatus": "span",
+    "SpanStatusCode": "span",
+    "SpanType": "span",
+    "Trace": "trace",
+    "TraceData": "trace",
+    "TraceInfo": "trace",
+    "TraceState": "trace",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> object:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'threadline.entities' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"threadline.entities.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-DEFAULT_EXPERIMENT_ID = "0"
-DEFAULT_EXPERIMENT_NAME = "Default"
+from threadline.entities.keys import DEFAULT_EXPERIMENT_ID, DEFAULT_EXPERIMENT_NAME
+
+__all__ = ["DEFAULT_EXPERIMENT_ID", "DEFAULT_EXPERIMENT_NAME", "Experiment", "LifecycleStage"]
 
 
 class LifecycleStage:

@@ -7,9 +7,21 @@ the live span used while code runs subclasses it in ``threadline.tracing._span``
 from __future__ import annotations
 
 import time
-import traceback
-from dataclasses import dataclass, field
-from typing import Any
+
+from threadline.entities.keys import SpanAttributeKey
+
+TYPE_CHECKING = False  # avoids importing typing at runtime (import time matters for the SDK)
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = [
+    "Span",
+    "SpanAttributeKey",
+    "SpanEvent",
+    "SpanStatus",
+    "SpanStatusCode",
+    "SpanType",
+]
 
 
 class SpanType:
@@ -39,35 +51,82 @@ class SpanStatusCode:
     ALL = ("UNSET", "OK", "ERROR")
 
 
-@dataclass(frozen=True)
 class SpanStatus:
-    """A span's status: a code (``OK``, ``ERROR`` or ``UNSET``) and an optional message."""
+    """A span's status: a code (``OK``, ``ERROR`` or ``UNSET``) and an optional message.
 
-    status_code: str = SpanStatusCode.UNSET
-    description: str = ""
+    A plain immutable class rather than a dataclass: ``dataclasses`` costs milliseconds
+    at import, and this module is on the SDK's import path.
+    """
 
-    def __post_init__(self) -> None:
-        if self.status_code not in SpanStatusCode.ALL:
+    __slots__ = ("description", "status_code")
+    status_code: str
+    description: str
+
+    def __init__(self, status_code: str = SpanStatusCode.UNSET, description: str = "") -> None:
+        if status_code not in SpanStatusCode.ALL:
             raise ValueError(
-                f"Invalid span status {self.status_code!r}: use one of 'OK', 'ERROR', 'UNSET'."
+                f"Invalid span status {status_code!r}: use one of 'OK', 'ERROR', 'UNSET'."
             )
+        object.__setattr__(self, "status_code", status_code)
+        object.__setattr__(self, "description", description)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("SpanStatus is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SpanStatus):
+            return NotImplemented
+        return (self.status_code, self.description) == (other.status_code, other.description)
+
+    def __hash__(self) -> int:
+        return hash((self.status_code, self.description))
+
+    def __repr__(self) -> str:
+        return f"SpanStatus(status_code={self.status_code!r}, description={self.description!r})"
 
 
-@dataclass(frozen=True)
 class SpanEvent:
     """Something that happened at a point in a span's life (an exception, a retry, a chunk)."""
 
+    __slots__ = ("attributes", "name", "timestamp_ns")
     name: str
-    timestamp_ns: int = field(default_factory=time.time_ns)
-    attributes: dict[str, Any] = field(default_factory=dict)
+    timestamp_ns: int
+    attributes: dict[str, Any]
+
+    def __init__(
+        self, name: str, timestamp_ns: int | None = None, attributes: dict[str, Any] | None = None
+    ) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(
+            self, "timestamp_ns", time.time_ns() if timestamp_ns is None else timestamp_ns
+        )
+        object.__setattr__(self, "attributes", dict(attributes) if attributes else {})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("SpanEvent is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SpanEvent):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"SpanEvent(name={self.name!r}, timestamp_ns={self.timestamp_ns!r}, "
+            f"attributes={self.attributes!r})"
+        )
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> SpanEvent:
         """The ``exception`` event for ``exc``: its type, message and stack trace."""
+        import traceback
+
         return cls(
             name="exception",
             attributes={
-                "exception.type": type(exc).__qualname__,
+                "exception.type": type(exc).__name__,
                 "exception.message": str(exc),
                 "exception.stacktrace": "".join(
                     traceback.format_exception(type(exc), exc, exc.__traceback__)
@@ -215,13 +274,3 @@ class Span:
             f"span_id={self._span_id!r}, parent_id={self._parent_id!r}, "
             f"status={self._status_code!r})"
         )
-
-
-class SpanAttributeKey:
-    """Attribute keys threadline itself reads and writes."""
-
-    TOKEN_USAGE = "threadline.token_usage"  # {"input_tokens", "output_tokens", "total_tokens"}
-    MODEL = "threadline.model"
-    PROVIDER = "threadline.provider"
-    ABORTED = "threadline.aborted"
-    GENERATOR_CLOSED_EARLY = "threadline.generator_closed_early"

@@ -7,9 +7,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from threadline.entities.keys import TRACE_ID_PREFIX, TraceMetadataKey
 from threadline.entities.span import Span
 
-TRACE_ID_PREFIX = "tr-"
+__all__ = ["TRACE_ID_PREFIX", "Trace", "TraceData", "TraceInfo", "TraceMetadataKey", "TraceState"]
 
 
 class TraceState(str, enum.Enum):
@@ -21,15 +22,6 @@ class TraceState(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
-
-
-class TraceMetadataKey:
-    """Well-known keys of ``TraceInfo.trace_metadata``."""
-
-    RUN_ID = "run_id"
-    USER = "user"
-    SESSION_ID = "session_id"
-    TOKEN_USAGE = "token_usage"  # JSON: {"input_tokens", "output_tokens", "total_tokens"}
 
 
 @dataclass

@@ -165,9 +165,7 @@ class ExportPipeline:
         with self._start_lock:
             if self._worker is not None:
                 return
-            worker = threading.Thread(
-                target=self._run, name="threadline-export", daemon=True
-            )
+            worker = threading.Thread(target=self._run, name="threadline-export", daemon=True)
             self._worker = worker
         worker.start()
 

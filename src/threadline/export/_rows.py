@@ -131,7 +131,6 @@ def rows_for_batch(items: Iterable[object], max_chars: int) -> tuple[list[TraceR
             spans.append(span_row(item, max_chars))
             if item._parent_id is None and item._trace_state.root is item:
                 traces[item._trace_id] = finished_trace_row(item)
-        elif isinstance(item, LiveTraceState):
-            if item.trace_id not in traces:
-                traces[item.trace_id] = started_trace_row(item)
+        elif isinstance(item, LiveTraceState) and item.trace_id not in traces:
+            traces[item.trace_id] = started_trace_row(item)
     return list(traces.values()), spans

@@ -6,30 +6,66 @@ inputs dict (``self``/``cls`` left out), without ``inspect.Signature.bind`` on t
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
-from typing import Any
-
 from threadline.tracing._serialize import snapshot
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    Binder = Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any]]
+
 _SCALARS = frozenset({str, int, float, bool, type(None)})
-_P = inspect.Parameter
-Binder = Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any]]
+_CO_VARARGS = 0x04
+_CO_VARKEYWORDS = 0x08
+
+
+def _parameters(
+    func: Callable[..., Any],
+) -> tuple[list[str], list[str], str | None, str | None] | None:
+    """(positional names, keyword-only names, *args name, **kwargs name), or ``None``.
+
+    Read from the code object for plain functions (no ``inspect`` import, which is slow);
+    ``inspect.signature`` for anything else (partials, wrapped functions, callables).
+    """
+    code = getattr(func, "__code__", None)
+    if code is not None and not hasattr(func, "__wrapped__"):
+        n_pos = code.co_argcount  # includes positional-only parameters
+        names = code.co_varnames
+        positional = list(names[:n_pos])
+        kw_only = list(names[n_pos : n_pos + code.co_kwonlyargcount])
+        index = n_pos + code.co_kwonlyargcount
+        var_pos = var_kw = None
+        if code.co_flags & _CO_VARARGS:
+            var_pos = names[index]
+            index += 1
+        if code.co_flags & _CO_VARKEYWORDS:
+            var_kw = names[index]
+        return positional, kw_only, var_pos, var_kw
+    import inspect
+
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):  # builtins without a signature
+        return None
+    kind = inspect.Parameter
+    return (
+        [p.name for p in params if p.kind in (kind.POSITIONAL_ONLY, kind.POSITIONAL_OR_KEYWORD)],
+        [p.name for p in params if p.kind is kind.KEYWORD_ONLY],
+        next((p.name for p in params if p.kind is kind.VAR_POSITIONAL), None),
+        next((p.name for p in params if p.kind is kind.VAR_KEYWORD), None),
+    )
 
 
 def make_binder(func: Callable[..., Any]) -> Binder:
     """A function mapping ``(args, kwargs)`` to a snapshot of ``{param_name: value}``."""
-    try:
-        params = list(inspect.signature(func).parameters.values())
-    except (TypeError, ValueError):  # builtins without a signature
+    found = _parameters(func)
+    if found is None:
         return _generic_binder
-
-    positional = [p.name for p in params if p.kind in (_P.POSITIONAL_ONLY, _P.POSITIONAL_OR_KEYWORD)]
+    positional, kw_only, var_pos, var_kw = found
     skip = 1 if positional and positional[0] in ("self", "cls") else 0
     names = tuple(positional[skip:])
-    var_pos = next((p.name for p in params if p.kind is _P.VAR_POSITIONAL), None)
-    var_kw = next((p.name for p in params if p.kind is _P.VAR_KEYWORD), None)
-    named = frozenset(p.name for p in params if p.kind is not _P.VAR_POSITIONAL)
+    named = frozenset(positional) | frozenset(kw_only)
     n_named = len(names)
 
     if var_pos is None and var_kw is None:
@@ -37,8 +73,7 @@ def make_binder(func: Callable[..., Any]) -> Binder:
 
             def bind_method(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
                 inputs = {
-                    n: (v if type(v) in _SCALARS else snapshot(v))
-                    for n, v in zip(names, args[1:])
+                    n: (v if type(v) in _SCALARS else snapshot(v)) for n, v in zip(names, args[1:])
                 }
                 if kwargs:
                     inputs.update(_snap_items(kwargs))

@@ -7,8 +7,8 @@ and ``contextvars.copy_context()`` carries them into worker threads.
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from threadline.entities.trace_location import ExperimentLocation
     from threadline.tracing._span import LiveSpan

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from types import TracebackType
-from typing import Any
-
 from threadline.entities.trace_location import ExperimentLocation
 from threadline.errors import InvalidArgumentError
 from threadline.tracing import _context
 from threadline.tracing._runtime import RT
 
-SpanProcessor = Callable[[Any], None]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from types import TracebackType
+    from typing import Any
+
+    SpanProcessor = Callable[[Any], None]
 
 
 def enable() -> None:
@@ -31,7 +33,7 @@ def is_enabled() -> bool:
     return RT.enabled
 
 
-class configure:  # noqa: N801 - a function that can also be used as a context manager
+class configure:
     """Set the span processors run when each span ends (``[]`` clears them).
 
     Each processor gets the live span before its values are serialised and may change it

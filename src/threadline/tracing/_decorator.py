@@ -7,43 +7,49 @@ generators the yielded items (reduced by ``output_reducer`` if given).
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Callable
-from typing import Any, TypeVar, overload
-
-from threadline.entities.span import SpanAttributeKey, SpanType
+from threadline.entities.keys import SpanAttributeKey
+from threadline.entities.span import SpanType
 from threadline.entities.trace_location import ExperimentLocation
 from threadline.errors import InvalidArgumentError
 from threadline.tracing import _safety
-from threadline.tracing._binding import Binder, make_binder
+from threadline.tracing._binding import make_binder
 from threadline.tracing._context import current_span
 from threadline.tracing._lifecycle import begin_span, end_span
 from threadline.tracing._runtime import RT
 from threadline.tracing._serialize import snapshot
-from threadline.tracing._span import LiveSpan
 
-F = TypeVar("F", bound=Callable[..., Any])
-Reducer = Callable[[list[Any]], Any]
+TYPE_CHECKING = False  # typing/inspect/functools stay unimported at runtime: SDK import time
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeVar, overload
+
+    from threadline.tracing._binding import Binder
+    from threadline.tracing._span import LiveSpan
+
+    F = TypeVar("F", bound=Callable[..., Any])
+    Reducer = Callable[[list[Any]], Any]
+
+    @overload
+    def trace(func: F) -> F: ...
+
+    @overload
+    def trace(
+        func: None = None,
+        *,
+        name: str | None = None,
+        span_type: str = SpanType.UNKNOWN,
+        attributes: dict[str, Any] | None = None,
+        output_reducer: Reducer | None = None,
+        trace_destination: ExperimentLocation | None = None,
+    ) -> Callable[[F], F]: ...
 
 
-@overload
-def trace(func: F) -> F: ...
+_CO_GENERATOR = 0x20
+_CO_COROUTINE = 0x80
+_CO_ASYNC_GENERATOR = 0x200
 
 
-@overload
-def trace(
-    func: None = None,
-    *,
-    name: str | None = None,
-    span_type: str = SpanType.UNKNOWN,
-    attributes: dict[str, Any] | None = None,
-    output_reducer: Reducer | None = None,
-    trace_destination: ExperimentLocation | None = None,
-) -> Callable[[F], F]: ...
-
-
-def trace(
+def trace(  # type: ignore[misc]
     func: Callable[..., Any] | None = None,
     *,
     name: str | None = None,
@@ -88,17 +94,55 @@ def trace(
         trace_destination,
         make_binder(func),
     )
-    if inspect.isasyncgenfunction(func):
+    kind = _kind(func)
+    if kind == "async_generator":
         wrapper = _wrap_async_generator(func, spec)
-    elif inspect.iscoroutinefunction(func):
+    elif kind == "coroutine":
         wrapper = _wrap_coroutine(func, spec)
-    elif inspect.isgeneratorfunction(func):
+    elif kind == "generator":
         wrapper = _wrap_generator(func, spec)
     else:
         wrapper = _wrap_function(func, spec)
-    functools.update_wrapper(wrapper, func)
-    wrapper.__threadline_traced__ = True  # type: ignore[attr-defined]
+    _copy_metadata(wrapper, func)
     return wrapper
+
+
+def _kind(func: Callable[..., Any]) -> str:
+    """function, coroutine, generator or async_generator (code flags; inspect if unusual)."""
+    code = getattr(func, "__code__", None)
+    if code is not None and type(func).__name__ == "function":
+        flags = code.co_flags
+        if flags & _CO_ASYNC_GENERATOR:
+            return "async_generator"
+        if flags & _CO_COROUTINE or getattr(func, "_is_coroutine_marker", None) is not None:
+            return "coroutine"
+        if flags & _CO_GENERATOR:
+            return "generator"
+        return "function"
+    import inspect
+
+    if inspect.isasyncgenfunction(func):
+        return "async_generator"
+    if inspect.iscoroutinefunction(func):
+        return "coroutine"
+    if inspect.isgeneratorfunction(func):
+        return "generator"
+    return "function"
+
+
+def _copy_metadata(wrapper: Any, func: Any) -> None:
+    """What ``functools.update_wrapper`` does, without importing functools at import time."""
+    for attr in ("__module__", "__name__", "__qualname__", "__doc__", "__annotations__"):
+        try:
+            setattr(wrapper, attr, getattr(func, attr))
+        except (AttributeError, TypeError):
+            pass
+    try:
+        wrapper.__dict__.update(getattr(func, "__dict__", {}))
+    except (AttributeError, TypeError):
+        pass
+    wrapper.__wrapped__ = func
+    wrapper.__threadline_traced__ = True
 
 
 def _validate_options(

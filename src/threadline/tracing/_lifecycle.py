@@ -7,17 +7,19 @@ an error that tracing caused; at worst its span is missing.
 from __future__ import annotations
 
 from time import time_ns
-from typing import TYPE_CHECKING, Any
 
 from threadline import settings
-from threadline.entities.experiment import DEFAULT_EXPERIMENT_ID
+from threadline.entities.keys import DEFAULT_EXPERIMENT_ID
 from threadline.entities.span import SpanStatusCode
 from threadline.tracing import _context, _safety
 from threadline.tracing._runtime import RT, get_pipeline
 from threadline.tracing._serialize import snapshot
 from threadline.tracing._span import LiveSpan, TraceState, new_span_id, new_trace_id
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from threadline.entities.trace_location import ExperimentLocation
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -27,7 +29,7 @@ class _Missing:
     pass
 
 
-MISSING: Any = _Missing()
+MISSING: Any = _Missing()  # "argument not given" (None is a valid value)
 
 
 def resolve_experiment_id(destination: ExperimentLocation | None) -> str:
@@ -52,7 +54,7 @@ def begin_span(
     span_type: str,
     attributes: dict[str, Any] | None,
     destination: ExperimentLocation | None = None,
-    parent: LiveSpan | None | _Missing = MISSING,
+    parent: LiveSpan | _Missing | None = MISSING,
 ) -> LiveSpan | None:
     """Open a span under ``parent`` (default: the current span); ``None`` if tracing is off."""
     if not RT.initialized:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Any
-
+from threadline.entities.keys import TraceMetadataKey
 from threadline.entities.span import SpanType
-from threadline.entities.trace import TraceMetadataKey
 from threadline.entities.trace_location import ExperimentLocation
 from threadline.errors import InvalidArgumentError
 from threadline.tracing import _safety
@@ -14,10 +11,16 @@ from threadline.tracing._context import current_span
 from threadline.tracing._lifecycle import begin_span, end_span
 from threadline.tracing._noop import NOOP_SPAN, NoOpSpan
 from threadline.tracing._runtime import RT
-from threadline.tracing._span import LiveSpan
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Any
+
+    from threadline.tracing._span import LiveSpan
 
 
-class start_span:  # noqa: N801 - used as a function: ``with start_span(...) as span``
+class start_span:
     """Open a span for the ``with`` block and make it current; yields the live span.
 
     An exception leaving the block marks the span ERROR, records it, and propagates.
@@ -36,11 +39,15 @@ class start_span:  # noqa: N801 - used as a function: ``with start_span(...) as 
         if not isinstance(name, str):
             raise InvalidArgumentError(f"start_span(name=...) must be a string, got {name!r}.")
         if not isinstance(span_type, str):
-            raise InvalidArgumentError(f"start_span(span_type=...) must be a string, got {span_type!r}.")
+            raise InvalidArgumentError(
+                f"start_span(span_type=...) must be a string, got {span_type!r}."
+            )
         if attributes is not None and not isinstance(attributes, dict):
             raise InvalidArgumentError("start_span(attributes=...) must be a dict.")
         if trace_destination is not None and not isinstance(trace_destination, ExperimentLocation):
-            raise InvalidArgumentError("start_span(trace_destination=...) takes an ExperimentLocation.")
+            raise InvalidArgumentError(
+                "start_span(trace_destination=...) takes an ExperimentLocation."
+            )
         self._name = name
         self._span_type = span_type
         self._attributes = attributes

@@ -6,13 +6,15 @@ reads the settings on first use of tracing.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+import _thread
 
 from threadline import settings
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from threadline.entities.trace_location import ExperimentLocation
     from threadline.export._pipeline import ExportPipeline
     from threadline.tracing._span import LiveSpan
@@ -34,7 +36,7 @@ class Runtime:
         self.notebook_display = True
         # Spans opened through the low-level client API, by (trace_id, span_id).
         self.client_spans: dict[tuple[str, str], LiveSpan] = {}
-        self.lock = threading.RLock()
+        self.lock = _thread.RLock()
 
     def ensure_initialized(self) -> None:
         """Read the settings that govern tracing, once."""

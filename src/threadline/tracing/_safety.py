@@ -7,16 +7,16 @@ that bugs fail tests instead of hiding.
 
 from __future__ import annotations
 
-import logging
-import threading
+import _thread
 import time
 
-_logger = logging.getLogger("threadline")
+TYPE_CHECKING = False  # typing and logging are imported only when needed: import time matters
+WARNING = 30  # logging.WARNING, without importing logging at import time
 
 _LOG_INTERVAL_S = 60.0
 _last_logged: dict[str, float] = {}
 _counts: dict[str, int] = {}
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()
 _raise_internal = False
 
 
@@ -30,7 +30,9 @@ def should_raise() -> bool:
     return _raise_internal
 
 
-def log_once(kind: str, message: str, exc: BaseException | None = None, level: int = logging.WARNING) -> None:
+def log_once(
+    kind: str, message: str, exc: BaseException | None = None, level: int = WARNING
+) -> None:
     """Log ``message`` at most once per interval for ``kind``; count every occurrence."""
     now = time.monotonic()
     with _lock:
@@ -41,7 +43,9 @@ def log_once(kind: str, message: str, exc: BaseException | None = None, level: i
         _last_logged[kind] = now
         repeated = _counts[kind]
     suffix = f" (seen {repeated} times)" if repeated > 1 else ""
-    _logger.log(level, "%s%s", message, suffix, exc_info=exc)
+    import logging
+
+    logging.getLogger("threadline").log(level, "%s%s", message, suffix, exc_info=exc)
 
 
 def internal_error(kind: str, exc: BaseException) -> None:

@@ -7,9 +7,9 @@ by its ``repr``. It never raises. ``to_json`` runs later, off the hot path, in t
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from typing import Any
+TYPE_CHECKING = False  # json/dataclasses/typing are imported lazily: SDK import time matters
+if TYPE_CHECKING:
+    from typing import Any
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 _MAX_DEPTH = 40
@@ -48,9 +48,10 @@ def _snapshot_other(value: Any, depth: int) -> Any:
             return snapshot(model_dump(), depth + 1)
         except Exception:
             return _safe_repr(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    fields = getattr(type(value), "__dataclass_fields__", None)
+    if fields is not None and not isinstance(value, type):
         try:
-            return {f.name: snapshot(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)}
+            return {name: snapshot(getattr(value, name), depth + 1) for name in fields}
         except Exception:
             return _safe_repr(value)
     return _safe_repr(value)
@@ -85,6 +86,8 @@ def _safe_repr(value: Any) -> str:
 
 def to_json(value: Any, max_chars: int) -> str:
     """Compact JSON text of a snapshot; past ``max_chars`` a truncation marker is stored."""
+    import json
+
     try:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=True)
     except (TypeError, ValueError):

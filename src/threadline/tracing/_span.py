@@ -6,13 +6,30 @@ outputs are snapshots, so the exporter can read it without touching live user ob
 
 from __future__ import annotations
 
-from random import getrandbits
-from typing import Any
+import os
+from _random import Random
 
+from threadline.entities.keys import TRACE_ID_PREFIX
 from threadline.entities.span import Span, SpanEvent, SpanStatus, SpanStatusCode
-from threadline.entities.trace import TRACE_ID_PREFIX
 from threadline.tracing import _safety
 from threadline.tracing._serialize import snapshot
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+# The C generator directly: `random` costs milliseconds to import. Reseeded after fork so
+# parent and child never produce the same ids.
+_rng = Random(int.from_bytes(os.urandom(16), "big"))
+getrandbits = _rng.getrandbits
+
+
+def _reseed() -> None:
+    _rng.seed(int.from_bytes(os.urandom(16), "big"))
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reseed)
 
 
 def new_trace_id() -> str:

@@ -1,0 +1,26 @@
+"""Well-known ids and keys, in a module light enough for the tracing hot path to import."""
+
+from __future__ import annotations
+
+TRACE_ID_PREFIX = "tr-"
+DEFAULT_EXPERIMENT_ID = "0"
+DEFAULT_EXPERIMENT_NAME = "Default"
+
+
+class SpanAttributeKey:
+    """Attribute keys threadline itself reads and writes."""
+
+    TOKEN_USAGE = "threadline.token_usage"  # {"input_tokens", "output_tokens", "total_tokens"}
+    MODEL = "threadline.model"
+    PROVIDER = "threadline.provider"
+    ABORTED = "threadline.aborted"
+    GENERATOR_CLOSED_EARLY = "threadline.generator_closed_early"
+
+
+class TraceMetadataKey:
+    """Well-known keys of ``TraceInfo.trace_metadata``."""
+
+    RUN_ID = "run_id"
+    USER = "user"
+    SESSION_ID = "session_id"
+    TOKEN_USAGE = "token_usage"  # JSON: {"input_tokens", "output_tokens", "total_tokens"}
