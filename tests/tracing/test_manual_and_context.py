@@ -108,7 +108,7 @@ def test_default_previews_are_truncated_root_inputs_and_outputs(captured):
 
     big("x" * 1500)
     info = captured.traces[0].info
-    assert len(info.request_preview) == 1000 and info.request_preview.startswith('{"text": "xxx')
+    assert len(info.request_preview) == 1000 and info.request_preview.startswith('{"text":"xxx')
     assert len(info.response_preview) == 1000 and info.response_preview.endswith("...")
 
 

@@ -149,24 +149,18 @@ class SpanEvent:
 class Span:
     """A finished (or stored) span. Values are read through properties.
 
-    Attributes are held in private slots so the live subclass can update them cheaply.
+    Optional fields have class-level defaults so the live subclass, created for every
+    traced call, only writes the fields it has (no ``__slots__`` for that reason).
     """
 
-    __slots__ = (
-        "_attributes",
-        "_end_time_ns",
-        "_events",
-        "_inputs",
-        "_name",
-        "_outputs",
-        "_parent_id",
-        "_span_id",
-        "_span_type",
-        "_start_time_ns",
-        "_status_code",
-        "_status_message",
-        "_trace_id",
-    )
+    _parent_id: str | None = None
+    _end_time_ns: int | None = None
+    _status_code: str = SpanStatusCode.UNSET
+    _status_message: str = ""
+    _inputs: Any = None
+    _outputs: Any = None
+    _attributes: dict[str, Any] | None = None
+    _events: list[SpanEvent] | None = None
 
     def __init__(
         self,
@@ -208,8 +202,18 @@ class Span:
     end_time_ns = property(lambda self: self._end_time_ns)
     inputs = property(lambda self: self._inputs)
     outputs = property(lambda self: self._outputs)
-    attributes = property(lambda self: self._attributes)
-    events = property(lambda self: self._events)
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        if self._attributes is None:
+            self._attributes = {}
+        return self._attributes
+
+    @property
+    def events(self) -> list[SpanEvent]:
+        if self._events is None:
+            self._events = []
+        return self._events
 
     @property
     def status(self) -> SpanStatus:
@@ -223,14 +227,14 @@ class Span:
         return self._end_time_ns - self._start_time_ns
 
     def get_attribute(self, key: str, default: Any = None) -> Any:
-        return self._attributes.get(key, default)
+        return self._attributes.get(key, default) if self._attributes else default
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; ``from_dict`` reverses it."""
         return {
-            "trace_id": self._trace_id,
-            "span_id": self._span_id,
-            "parent_id": self._parent_id,
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "parent_id": self.parent_id,
             "name": self._name,
             "span_type": self._span_type,
             "start_time_ns": self._start_time_ns,
@@ -238,8 +242,8 @@ class Span:
             "status": {"code": self._status_code, "message": self._status_message},
             "inputs": self._inputs,
             "outputs": self._outputs,
-            "attributes": self._attributes,
-            "events": [e.to_dict() for e in self._events],
+            "attributes": dict(self._attributes or {}),
+            "events": [e.to_dict() for e in self._events or ()],
         }
 
     @classmethod
@@ -271,6 +275,6 @@ class Span:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(name={self._name!r}, span_type={self._span_type!r}, "
-            f"span_id={self._span_id!r}, parent_id={self._parent_id!r}, "
+            f"span_id={self.span_id!r}, parent_id={self.parent_id!r}, "
             f"status={self._status_code!r})"
         )

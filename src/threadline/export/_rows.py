@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,10 +20,11 @@ def span_row(span: LiveSpan, max_chars: int) -> SpanRow:
     attributes = span._attributes
     usage = attributes.get(SpanAttributeKey.TOKEN_USAGE) if attributes else None
     tokens = _token_counts(usage)
+    pid = span._pid
     return SpanRow(
-        trace_id=span._trace_id,
-        span_id=span._span_id,
-        parent_id=span._parent_id,
+        trace_id=span._trace_state.trace_id,
+        span_id="%016x" % span._sid,
+        parent_id=None if pid is None else "%016x" % pid,
         name=span._name,
         span_type=span._span_type,
         start_time_ns=span._start_time_ns,
@@ -114,12 +114,8 @@ def _preview(value: Any) -> str | None:
     """A short text rendering: strings as they are, anything else as JSON, truncated."""
     if value is None:
         return None
-    text = value if isinstance(value, str) else _json(value)
+    text = value if isinstance(value, str) else to_json(value, 10 * PREVIEW_CHARS)
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 3] + "..."
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=repr)
 
 
 def rows_for_batch(items: Iterable[object], max_chars: int) -> tuple[list[TraceRow], list[SpanRow]]:
@@ -129,8 +125,9 @@ def rows_for_batch(items: Iterable[object], max_chars: int) -> tuple[list[TraceR
     for item in items:
         if isinstance(item, LiveSpan):
             spans.append(span_row(item, max_chars))
-            if item._parent_id is None and item._trace_state.root is item:
-                traces[item._trace_id] = finished_trace_row(item)
+            state = item._trace_state
+            if state.root is item:
+                traces[state.trace_id] = finished_trace_row(item)
         elif isinstance(item, LiveTraceState) and item.trace_id not in traces:
             traces[item.trace_id] = started_trace_row(item)
     return list(traces.values()), spans

@@ -69,25 +69,17 @@ def make_binder(func: Callable[..., Any]) -> Binder:
     n_named = len(names)
 
     if var_pos is None and var_kw is None:
-        if skip:
 
-            def bind_method(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-                inputs = {
-                    n: (v if type(v) in _SCALARS else snapshot(v)) for n, v in zip(names, args[1:])
-                }
-                if kwargs:
-                    inputs.update(_snap_items(kwargs))
-                return inputs
-
-            return bind_method
-
-        def bind_plain(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-            inputs = {n: (v if type(v) in _SCALARS else snapshot(v)) for n, v in zip(names, args)}
+        def bind_simple(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+            inputs = dict(zip(names, args[1:] if skip else args))
             if kwargs:
-                inputs.update(_snap_items(kwargs))
+                inputs.update(kwargs)
+            for key, value in inputs.items():
+                if type(value) not in _SCALARS:
+                    inputs[key] = snapshot(value)  # same keys: safe while iterating
             return inputs
 
-        return bind_plain
+        return bind_simple
 
     def bind_variadic(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         args = args[skip:]
@@ -108,14 +100,10 @@ def make_binder(func: Callable[..., Any]) -> Binder:
     return bind_variadic
 
 
-def _snap_items(kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v if type(v) in _SCALARS else snapshot(v)) for k, v in kwargs.items()}
-
-
 def _generic_binder(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     inputs: dict[str, Any] = {}
     if args:
         inputs["args"] = snapshot(args)
     if kwargs:
-        inputs.update(_snap_items(kwargs))
+        inputs.update(snapshot(kwargs))
     return inputs

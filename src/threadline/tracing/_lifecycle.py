@@ -14,7 +14,7 @@ from threadline.entities.span import SpanStatusCode
 from threadline.tracing import _context, _safety
 from threadline.tracing._runtime import RT, get_pipeline
 from threadline.tracing._serialize import snapshot
-from threadline.tracing._span import LiveSpan, TraceState, new_span_id, new_trace_id
+from threadline.tracing._span import LiveSpan, TraceState, getrandbits
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -68,12 +68,12 @@ def begin_span(
         if parent is None:
             runs = _context.active_runs.get()
             state = TraceState(
-                new_trace_id(),
+                getrandbits(128) or 1,
                 resolve_experiment_id(destination),
                 runs[-1] if runs else None,
                 now,
             )
-            span = LiveSpan(state, new_span_id(), None, name, span_type, now, attributes)
+            span = LiveSpan(state, getrandbits(64) or 1, None, name, span_type, now, attributes)
             state.root = span
             (RT.pipeline or get_pipeline()).on_trace_start(state)
             return span
@@ -85,7 +85,7 @@ def begin_span(
             )
         assert isinstance(parent, LiveSpan)
         return LiveSpan(
-            parent._trace_state, new_span_id(), parent._span_id, name, span_type, now, attributes
+            parent._trace_state, getrandbits(64) or 1, parent._sid, name, span_type, now, attributes
         )
     except Exception as exc:
         _safety.internal_error("start-span", exc)

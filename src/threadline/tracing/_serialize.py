@@ -17,27 +17,35 @@ _MAX_REPR = 100_000
 
 
 def snapshot(value: Any, _depth: int = 0) -> Any:
-    """A JSON-able deep copy of ``value`` (non-JSON leaves become their ``repr``)."""
+    """A deep copy of ``value`` made of JSON-like containers and scalars.
+
+    Non-JSON leaves become their ``repr``; dict keys are kept as they are (``to_json``
+    turns them into strings). Containers are copied in C and only non-scalar members are
+    visited, because comprehensions are slow on the hot path.
+    """
     t = type(value)
     if t in _SCALARS:
         return value
     if _depth > _MAX_DEPTH:
         return _safe_repr(value)
     if t is dict:
-        depth = _depth + 1
-        return {
-            (k if type(k) is str else _key(k)): (v if type(v) in _SCALARS else snapshot(v, depth))
-            for k, v in value.items()
-        }
+        out = value.copy()
+        for k, v in out.items():
+            if type(v) not in _SCALARS:
+                out[k] = snapshot(v, _depth + 1)  # replacing a value keeps the size: safe
+        return out
     if t is list or t is tuple:
-        depth = _depth + 1
-        return [v if type(v) in _SCALARS else snapshot(v, depth) for v in value]
+        items = list(value)
+        for i, v in enumerate(items):
+            if type(v) not in _SCALARS:
+                items[i] = snapshot(v, _depth + 1)
+        return items
     return _snapshot_other(value, _depth)
 
 
 def _snapshot_other(value: Any, depth: int) -> Any:
     if isinstance(value, dict):
-        return {_key(k): snapshot(v, depth + 1) for k, v in list(value.items())}
+        return {k: snapshot(v, depth + 1) for k, v in list(value.items())}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [snapshot(v, depth + 1) for v in list(value)]
     if isinstance(value, (str, int, float, bool)):  # subclasses such as enums of str
@@ -67,6 +75,21 @@ def _plain_scalar(value: Any) -> Any:
     return _safe_repr(value)
 
 
+def _jsonable(value: Any, depth: int) -> Any:
+    """Slow path of ``to_json``: string keys, reprs for what JSON cannot hold."""
+    if type(value) is float and (value != value or value in (float("inf"), float("-inf"))):
+        return repr(value)  # NaN/Infinity are not JSON (PostgreSQL's jsonb rejects them)
+    if type(value) in _SCALARS:
+        return value
+    if depth > _MAX_DEPTH:
+        return _safe_repr(value)
+    if isinstance(value, dict):
+        return {_key(k): _jsonable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, depth + 1) for v in value]
+    return _safe_repr(value)
+
+
 def _key(key: Any) -> str:
     """Dict keys become strings, as JSON requires."""
     if isinstance(key, (str, int, float, bool)) or key is None:
@@ -89,9 +112,11 @@ def to_json(value: Any, max_chars: int) -> str:
     import json
 
     try:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=True)
-    except (TypeError, ValueError):
-        text = json.dumps(snapshot(value), ensure_ascii=False, separators=(",", ":"), default=repr)
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        text = json.dumps(
+            _jsonable(value, 0), ensure_ascii=False, separators=(",", ":"), default=_safe_repr
+        )
     if len(text) <= max_chars:
         return text
     return json.dumps(

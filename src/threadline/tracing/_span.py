@@ -34,12 +34,20 @@ if hasattr(os, "register_at_fork"):
 
 def new_trace_id() -> str:
     """``tr-`` and 32 hex digits: an OpenTelemetry trace id."""
-    return "tr-%032x" % (getrandbits(128) or 1)
+    return format_trace_id(getrandbits(128) or 1)
 
 
 def new_span_id() -> str:
     """16 hex digits: an OpenTelemetry span id."""
     return "%016x" % (getrandbits(64) or 1)
+
+
+def format_trace_id(number: int) -> str:
+    return "tr-%032x" % number
+
+
+def format_span_id(number: int) -> str:
+    return "%016x" % number
 
 
 def otel_trace_id(trace_id: str) -> str:
@@ -48,9 +56,14 @@ def otel_trace_id(trace_id: str) -> str:
 
 
 class TraceState:
-    """What the SDK knows about one open trace beyond its spans (shared by all its spans)."""
+    """What the SDK knows about one open trace beyond its spans (shared by all its spans).
+
+    Ids are kept as integers on the hot path and formatted as hex text when first read
+    (formatting costs more than generating them).
+    """
 
     __slots__ = (
+        "_trace_id",
         "client_request_id",
         "ended",
         "experiment_id",
@@ -59,14 +72,14 @@ class TraceState:
         "request_time_ms",
         "response_preview",
         "root",
-        "row_written",
         "run_id",
         "tags",
-        "trace_id",
+        "tid",
     )
 
-    def __init__(self, trace_id: str, experiment_id: str, run_id: str | None, start_ns: int):
-        self.trace_id = trace_id
+    def __init__(self, tid: int, experiment_id: str, run_id: str | None, start_ns: int):
+        self.tid = tid
+        self._trace_id: str | None = None
         self.experiment_id = experiment_id
         self.run_id = run_id
         self.request_time_ms = start_ns // 1_000_000
@@ -77,40 +90,55 @@ class TraceState:
         self.client_request_id: str | None = None
         self.root: LiveSpan | None = None
         self.ended = False
-        self.row_written = False
+
+    @property
+    def trace_id(self) -> str:
+        trace_id = self._trace_id
+        if trace_id is None:
+            trace_id = self._trace_id = format_trace_id(self.tid)
+        return trace_id
 
 
 class LiveSpan(Span):
-    """A span being recorded. Setters are ignored (with a warning) once it has ended."""
+    """A span being recorded. Setters are ignored (with a warning) once it has ended.
 
-    __slots__ = ("_ended", "_trace_state")
+    ``_sid``/``_pid`` are the integer span and parent ids; fields not written here keep
+    the class defaults of ``Span``.
+    """
+
+    _ended = False
 
     def __init__(
         self,
         trace_state: TraceState,
-        span_id: str,
-        parent_id: str | None,
+        sid: int,
+        pid: int | None,
         name: str,
         span_type: str,
         start_time_ns: int,
         attributes: dict[str, Any] | None,
     ) -> None:
-        # Set slots directly: this runs for every span, so it avoids Span.__init__'s work.
+        # Only what every span has: this runs for every traced call.
         self._trace_state = trace_state
-        self._trace_id = trace_state.trace_id
-        self._span_id = span_id
-        self._parent_id = parent_id
+        self._sid = sid
+        self._pid = pid
         self._name = name
         self._span_type = span_type
         self._start_time_ns = start_time_ns
-        self._end_time_ns = None
-        self._status_code = SpanStatusCode.UNSET
-        self._status_message = ""
-        self._inputs = None
-        self._outputs = None
-        self._attributes = snapshot(attributes) if attributes else {}
-        self._events = []
-        self._ended = False
+        if attributes:
+            self._attributes = snapshot(attributes)
+
+    @property
+    def trace_id(self) -> str:
+        return self._trace_state.trace_id
+
+    @property
+    def span_id(self) -> str:
+        return format_span_id(self._sid)
+
+    @property
+    def parent_id(self) -> str | None:
+        return None if self._pid is None else format_span_id(self._pid)
 
     # --- writes ------------------------------------------------------------------------
     def _check_open(self, what: str) -> bool:
@@ -134,21 +162,20 @@ class LiveSpan(Span):
 
     def set_attribute(self, key: str, value: Any) -> None:
         if self._check_open("set_attribute"):
-            self._attributes[str(key)] = snapshot(value)
+            self.attributes[str(key)] = snapshot(value)
 
     def set_attributes(self, attributes: dict[str, Any]) -> None:
         if self._check_open("set_attributes"):
+            target = self.attributes
             for key, value in attributes.items():
-                self._attributes[str(key)] = snapshot(value)
+                target[str(key)] = snapshot(value)
 
     def add_event(self, event: SpanEvent) -> None:
         if self._check_open("add_event"):
             if not isinstance(event, SpanEvent):
                 _safety.log_once("bad-event", "threadline: add_event() takes a SpanEvent; ignored.")
                 return
-            self._events.append(
-                SpanEvent(event.name, event.timestamp_ns, snapshot(event.attributes))
-            )
+            self.events.append(SpanEvent(event.name, event.timestamp_ns, snapshot(event.attributes)))
 
     def set_status(self, status: SpanStatus | str, description: str = "") -> None:
         """Set ``"OK"``, ``"ERROR"`` (or a ``SpanStatus``)."""
@@ -170,7 +197,7 @@ class LiveSpan(Span):
         """Add an ``exception`` event and set status ERROR."""
         if not self._check_open("record_exception"):
             return
-        self._events.append(SpanEvent.from_exception(exc))
+        self.events.append(SpanEvent.from_exception(exc))
         self._status_code = SpanStatusCode.ERROR
         self._status_message = f"{type(exc).__name__}: {exc}"
 
