@@ -17,7 +17,11 @@ def flush_trace_async_logging(terminate: bool = False) -> None:
 
 
 def flush_pending_for_read() -> None:
-    """Read-your-writes: what this process finished is stored before it reads."""
+    """Read-your-writes: what this process finished is stored before it reads.
+
+    Always takes the writer's lock, so a batch the worker is writing right now is waited
+    for too (the queue can be empty while that batch is still in flight).
+    """
     pipeline = RT.pipeline
-    if pipeline is not None and pipeline.pending():
+    if pipeline is not None:
         pipeline.flush()

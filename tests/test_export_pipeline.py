@@ -1,0 +1,238 @@
+"""The export pipeline against the real embedded store: durability, streaming, async mode,
+read-your-writes, exit flush, fork, and failures that never reach the traced program."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import threadline
+from threadline.tracing._runtime import RT, get_pipeline
+
+
+def _rows(db, sql):
+    """Read the SQLite file directly, bypassing threadline (so nothing gets flushed)."""
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "traces.db"
+    threadline.set_tracking_uri(f"sqlite:///{path}")
+    return path
+
+
+def test_default_store_is_threadline_db_in_the_current_directory(tmp_path):
+    @threadline.trace
+    def f():
+        return 1
+
+    f()
+    assert threadline.get_tracking_uri() == "sqlite:///threadline.db"
+    assert _rows(tmp_path / "threadline.db", "select count(*) from traces") == [(1,)]
+    assert _rows(tmp_path / "threadline.db", "pragma journal_mode") == [("wal",)]
+
+
+def test_sync_mode_trace_is_durable_when_root_returns(db):
+    @threadline.trace
+    def child(i):
+        return i
+
+    @threadline.trace
+    def root():
+        return [child(i) for i in range(3)]
+
+    root()
+    assert _rows(db, "select state from traces") == [("OK",)]
+    assert _rows(db, "select count(*) from spans") == [(4,)]
+
+
+def _try_rows(db, sql):
+    try:
+        return _rows(db, sql)
+    except sqlite3.OperationalError:  # the schema is still being created
+        return []
+
+
+def test_spans_stream_while_the_root_is_open(db):
+    seen = {}
+
+    @threadline.trace
+    def step():
+        return "done"
+
+    @threadline.trace
+    def long_agent():
+        step()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            rows = _try_rows(db, "select state from traces")
+            spans = _try_rows(db, "select name from spans") if rows else []
+            if rows and spans:
+                seen["trace"], seen["spans"] = rows, spans
+                break
+            time.sleep(0.05)
+        return "end"
+
+    long_agent()
+    assert seen["trace"] == [("IN_PROGRESS",)]
+    assert seen["spans"] == [("step",)]
+    assert _rows(db, "select state from traces") == [("OK",)]
+
+
+def test_async_mode_flush_and_read_your_writes(db):
+    threadline.config.enable_async_logging()
+
+    @threadline.trace
+    def work(i):
+        with threadline.start_span("inner") as span:
+            span.set_outputs(i)
+        return i
+
+    for i in range(300):
+        work(i)
+    # reads in the same process see everything this process finished
+    assert len(threadline.search_traces(return_type="list")) == 300
+    for i in range(50):
+        work(i)
+    threadline.flush_trace_async_logging()
+    assert _rows(db, "select count(*) from traces where state = 'OK'") == [(350,)]
+    assert _rows(db, "select count(*) from spans") == [(700,)]
+    stats = get_pipeline().stats
+    assert stats.spans_exported == 700 and stats.spans_dropped == 0
+
+
+def test_a_full_queue_makes_the_caller_write_instead_of_dropping(db, monkeypatch):
+    monkeypatch.setenv("THREADLINE_ASYNC_TRACE_LOGGING_MAX_QUEUE_SIZE", "40")
+    RT.pipeline = None  # the pipeline reads its settings when created
+    threadline.config.enable_async_logging()
+    pipeline = get_pipeline()
+    assert pipeline._max_items == 40 * 16
+
+    @threadline.trace
+    def burst(i):
+        return i
+
+    for i in range(5000):
+        burst(i)
+        assert pipeline.pending() <= 40 * 16 + 1
+    threadline.flush_trace_async_logging()
+    assert _rows(db, "select count(*) from traces") == [(5000,)]
+
+
+def test_pending_traces_are_flushed_at_interpreter_exit(tmp_path):
+    db = tmp_path / "exit.db"
+    script = textwrap.dedent(
+        f"""
+        import threadline
+        threadline.set_tracking_uri("sqlite:///{db}")
+        threadline.config.enable_async_logging()
+
+        @threadline.trace
+        def f(i):
+            return i
+
+        for i in range(200):
+            f(i)
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    assert _rows(db, "select count(*) from traces where state = 'OK'") == [(200,)]
+
+
+def test_tracing_survives_fork(tmp_path):
+    db = tmp_path / "fork.db"
+    script = textwrap.dedent(
+        f"""
+        import os, threadline
+        threadline.set_tracking_uri("sqlite:///{db}")
+
+        @threadline.trace
+        def f(who):
+            return who
+
+        f("parent-before")
+        pid = os.fork()
+        if pid == 0:
+            f("child")
+            os._exit(0)
+        os.waitpid(pid, 0)
+        f("parent-after")
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    outputs = sorted(r[0] for r in _rows(db, "select outputs from spans"))
+    assert outputs == ['"child"', '"parent-after"', '"parent-before"']
+
+
+class _BrokenDestination:
+    def __init__(self):
+        self.calls = 0
+
+    def write(self, traces, spans):
+        self.calls += 1
+        raise ConnectionError("store is down")
+
+
+def test_store_failures_are_logged_once_and_never_raised(caplog):
+    broken = _BrokenDestination()
+    get_pipeline().set_destination(broken)
+
+    @threadline.trace
+    def f(i):
+        return i * 2
+
+    with caplog.at_level(logging.WARNING, logger="threadline"):
+        results = [f(i) for i in range(20)]
+    assert results == [i * 2 for i in range(20)]
+    assert broken.calls == 20
+    assert caplog.text.count("could not write") == 1
+    stats = get_pipeline().stats
+    assert stats.spans_dropped == 20 and stats.drop_reasons == {"ConnectionError": 20}
+
+
+def test_unreachable_postgres_never_breaks_the_program(caplog):
+    threadline.set_tracking_uri("postgresql://nobody@127.0.0.1:1/none")
+
+    @threadline.trace
+    def f():
+        return "still works"
+
+    with caplog.at_level(logging.WARNING, logger="threadline"):
+        assert f() == "still works"
+    assert "could not write" in caplog.text
+
+
+def test_postgres_end_to_end(postgres_uri):
+    threadline.set_tracking_uri(postgres_uri)
+    threadline.set_experiment("pg-experiment")
+
+    @threadline.trace(span_type="TOOL")
+    def tool(x):
+        if x == 2:
+            raise ValueError("bad tool input")
+        return x
+
+    @threadline.trace(span_type="AGENT")
+    def agent():
+        out = []
+        for i in range(3):
+            try:
+                out.append(tool(i))
+            except ValueError:
+                out.append(None)
+        return out
+
+    agent()
+    (trace,) = threadline.search_traces(return_type="list")
+    assert trace.info.state == "OK"
+    assert len(trace.data.spans) == 4
+    failed = threadline.search_traces(filter_string="span.status = 'ERROR'", return_type="list")
+    assert [t.info.trace_id for t in failed] == [trace.info.trace_id]
