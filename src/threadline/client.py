@@ -26,7 +26,7 @@ from threadline.tracing._runtime import RT
 from threadline.tracing._span import LiveSpan
 
 
-class PagedList(list):  # type: ignore[type-arg]
+class PagedList(list):
     """A page of results; ``token`` fetches the next page (``None`` on the last)."""
 
     def __init__(self, items: Sequence[Any], token: str | None) -> None:

@@ -13,12 +13,19 @@ from threadline.errors import InvalidArgumentError
 TYPE_CHECKING = False  # typing/dataclasses are not imported at runtime: SDK import time matters
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Generic, TypeVar
+    from typing import Any, TypeVar
+    from typing import Generic as _Generic
 
     T = TypeVar("T")
-    _Base = Generic[T]
 else:
-    _Base = object
+
+    class _Generic:
+        """Runtime stand-in for ``typing.Generic`` (subscriptable, does nothing)."""
+
+        def __class_getitem__(cls, item: object) -> type:
+            return cls
+
+    T = object
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -54,7 +61,7 @@ def _parse_str(text: str) -> str:
     return value
 
 
-class Setting(_Base):  # type: ignore[valid-type,misc]
+class Setting(_Generic[T]):
     """One environment variable: its name, parser, default and documentation."""
 
     __slots__ = ("default", "doc", "name", "parse")
@@ -132,13 +139,13 @@ MAX_PAYLOAD_CHARS: Setting[int] = Setting(
     "are stored truncated with a marker.",
 )
 
-ALL_SETTINGS: tuple[Setting[object], ...] = (
-    TRACKING_URI,  # type: ignore[assignment]
-    EXPERIMENT_ID,  # type: ignore[assignment]
-    TRACING_ENABLED,  # type: ignore[assignment]
-    ASYNC_TRACE_LOGGING,  # type: ignore[assignment]
-    ASYNC_MAX_WORKERS,  # type: ignore[assignment]
-    ASYNC_MAX_QUEUE_SIZE,  # type: ignore[assignment]
-    ASYNC_RETRY_TIMEOUT,  # type: ignore[assignment]
-    MAX_PAYLOAD_CHARS,  # type: ignore[assignment]
+ALL_SETTINGS: tuple[Setting[Any], ...] = (
+    TRACKING_URI,
+    EXPERIMENT_ID,
+    TRACING_ENABLED,
+    ASYNC_TRACE_LOGGING,
+    ASYNC_MAX_WORKERS,
+    ASYNC_MAX_QUEUE_SIZE,
+    ASYNC_RETRY_TIMEOUT,
+    MAX_PAYLOAD_CHARS,
 )

@@ -43,8 +43,8 @@ class CapturedTraces:
         """Every captured trace, oldest first."""
         get_pipeline().flush()
         by_trace: dict[str, list[Span]] = {}
-        for row in self.span_rows.values():
-            by_trace.setdefault(row.trace_id, []).append(_span(row))
+        for span_row in self.span_rows.values():
+            by_trace.setdefault(span_row.trace_id, []).append(_span(span_row))
         result = []
         for row in sorted(self.trace_rows.values(), key=lambda r: r.request_time):
             spans = sorted(by_trace.get(row.trace_id, []), key=lambda s: s.start_time_ns)

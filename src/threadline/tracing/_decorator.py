@@ -21,35 +21,19 @@ from threadline.tracing._serialize import snapshot
 TYPE_CHECKING = False  # typing/inspect/functools stay unimported at runtime: SDK import time
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any, TypeVar, overload
+    from typing import Any
 
     from threadline.tracing._binding import Binder
     from threadline.tracing._span import LiveSpan
 
-    F = TypeVar("F", bound=Callable[..., Any])
     Reducer = Callable[[list[Any]], Any]
-
-    @overload
-    def trace(func: F) -> F: ...
-
-    @overload
-    def trace(
-        func: None = None,
-        *,
-        name: str | None = None,
-        span_type: str = SpanType.UNKNOWN,
-        attributes: dict[str, Any] | None = None,
-        output_reducer: Reducer | None = None,
-        trace_destination: ExperimentLocation | None = None,
-    ) -> Callable[[F], F]: ...
-
 
 _CO_GENERATOR = 0x20
 _CO_COROUTINE = 0x80
 _CO_ASYNC_GENERATOR = 0x200
 
 
-def trace(  # type: ignore[misc]
+def trace(
     func: Callable[..., Any] | None = None,
     *,
     name: str | None = None,

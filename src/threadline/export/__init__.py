@@ -1,0 +1,1 @@
+"""Where finished spans go: the queue and writer (``_pipeline``), rows (``_rows``), destinations."""
