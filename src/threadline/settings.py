@@ -92,7 +92,7 @@ TRACKING_URI: Setting[str | None] = Setting(
     "THREADLINE_TRACKING_URI",
     _parse_str,
     None,
-    "Where traces go: sqlite:///path.db, postgresql://user@host/db or http(s)://host:port. "
+    "Where traces go: sqlite:///path.db or postgresql://user@host:port/db. "
     "Default: sqlite:///threadline.db in the current directory.",
 )
 EXPERIMENT_ID: Setting[str | None] = Setting(
