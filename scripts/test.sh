@@ -6,8 +6,8 @@
 #
 # Creates .venv (if missing), installs threadline with its dev extras, starts the local
 # PostgreSQL cluster if it is installed but down, runs `ruff check src tests` and
-# `python -m pytest -q`. Exits with pytest's exit code (5, "no tests collected", counts as a
-# failure); if the tests pass but ruff found problems, exits with 1.
+# `mypy` and `python -m pytest -q`. Exits with pytest's exit code (5, "no tests collected", counts as a
+# failure); if the tests pass but ruff or mypy found problems, exits with 1.
 # Under CI (CI=true) the PostgreSQL tests must run: the fixture fails instead of skipping.
 set -euo pipefail
 
@@ -99,6 +99,10 @@ say "ruff check src tests"
 ruff_status=0
 "$VENV/bin/python" -m ruff check src tests || ruff_status=$?
 
+say "mypy (type check of src/threadline)"
+mypy_status=0
+"$VENV/bin/python" -m mypy || mypy_status=$?
+
 say "python -m pytest -q $*"
 pytest_status=0
 "$VENV/bin/python" -m pytest -q "$@" || pytest_status=$?
@@ -110,8 +114,8 @@ fi
 if [ "$pytest_status" -ne 0 ]; then
     exit "$pytest_status"
 fi
-if [ "$ruff_status" -ne 0 ]; then
-    echo "${SCRIPT_NAME}: error: the tests passed but ruff found problems (see above)" >&2
+if [ "$ruff_status" -ne 0 ] || [ "$mypy_status" -ne 0 ]; then
+    echo "${SCRIPT_NAME}: error: the tests passed but ruff or mypy found problems (see above)" >&2
     exit 1
 fi
 exit 0

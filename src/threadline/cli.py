@@ -496,7 +496,11 @@ def _print_table(columns: Sequence[Column], rows: list[list[str]]) -> None:
     natural = [max([len(c.header), *(len(row[i]) for row in rows)]) for i, c in enumerate(columns)]
     width = _terminal_width()
     shown = _columns_that_fit(columns, natural, width)
-    least = {i: c.least for i in shown if (c := columns[i]).least is not None}
+    least: dict[int, int] = {}
+    for i in shown:
+        minimum = columns[i].least
+        if minimum is not None:
+            least[i] = minimum
     widths = _fit_widths({i: natural[i] for i in shown}, least, width - 2 * (len(shown) - 1))
     for cells in [[c.header for c in columns], *rows]:
         print("  ".join(_clip(cells[i], widths[i]).ljust(widths[i]) for i in shown).rstrip())
