@@ -17,7 +17,7 @@ def test_every_setting_has_a_doc_and_a_unique_name():
     names = [s.name for s in settings.ALL_SETTINGS]
     assert len(names) == len(set(names))
     for setting in settings.ALL_SETTINGS:
-        assert setting.name.startswith("THREADLINE_") and len(setting.doc) > 20
+        assert setting.name.startswith(("THREADLINE_", "OTEL_")) and len(setting.doc) > 20
 
 
 def test_every_setting_is_in_the_readme():

@@ -1,4 +1,5 @@
-"""Every ``THREADLINE_*`` environment variable, declared once as data.
+"""Every environment variable threadline reads (``THREADLINE_*`` and the standard
+``OTEL_*`` exporter ones), declared once as data.
 
 No other module reads ``os.environ``. Values are read when used (never at import), and a
 bad value raises ``InvalidArgumentError`` naming the variable, the value and what it takes.
@@ -52,6 +53,35 @@ def _parse_positive_float(text: str) -> float:
     if not value > 0:
         raise ValueError("expected a positive number")
     return value
+
+
+def _parse_ratio(text: str) -> float:
+    value = float(text.strip())
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("expected a number from 0 to 1")
+    return value
+
+
+def _parse_otlp_protocol(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("http/protobuf", "http/json"):
+        raise ValueError("expected http/protobuf or http/json (grpc is not supported)")
+    return value
+
+
+def _parse_headers(text: str) -> dict[str, str]:
+    """W3C-baggage-style ``key=value,key2=value2`` (values may be percent-encoded)."""
+    from urllib.parse import unquote
+
+    headers: dict[str, str] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"expected key=value pairs separated by commas, got {part.strip()!r}")
+        headers[unquote(key.strip())] = unquote(value.strip())
+    return headers
 
 
 def _parse_str(text: str) -> str:
@@ -139,6 +169,89 @@ MAX_PAYLOAD_CHARS: Setting[int] = Setting(
     "are stored truncated with a marker.",
 )
 
+TRACE_TIMEOUT_SECONDS: Setting[float | None] = Setting(
+    "THREADLINE_TRACE_TIMEOUT_SECONDS",
+    _parse_positive_float,
+    None,
+    "Traces running longer than this many seconds are ended with status ERROR and exported "
+    "(their open spans marked aborted); the program keeps running. Unset: no timeout.",
+)
+TRACE_TIMEOUT_CHECK_INTERVAL_SECONDS: Setting[float] = Setting(
+    "THREADLINE_TRACE_TIMEOUT_CHECK_INTERVAL_SECONDS",
+    _parse_positive_float,
+    1.0,
+    "How often the stuck-trace watchdog looks for traces past THREADLINE_TRACE_TIMEOUT_SECONDS.",
+)
+TRACE_SAMPLING_RATIO: Setting[float] = Setting(
+    "THREADLINE_TRACE_SAMPLING_RATIO",
+    _parse_ratio,
+    1.0,
+    "Share of traces recorded, from 0 to 1, decided at the root span; children follow it.",
+)
+SPOOL_DIR: Setting[str | None] = Setting(
+    "THREADLINE_SPOOL_DIR",
+    _parse_str,
+    None,
+    "Folder where traces that could not be exported wait to be replayed (also by the next "
+    "process). Default: threadline-spool in the user's cache folder.",
+)
+SPOOL_MAX_BYTES: Setting[int] = Setting(
+    "THREADLINE_SPOOL_MAX_BYTES",
+    _parse_positive_int,
+    512 * 1024 * 1024,
+    "Largest size of the spool in bytes; past it new failed batches are dropped and counted.",
+)
+OTLP_EXPORT_ONLY: Setting[bool] = Setting(
+    "THREADLINE_OTLP_EXPORT_ONLY",
+    _parse_bool,
+    False,
+    "With an OTLP endpoint set, send traces only there, not to the tracking store.",
+)
+OTEL_TRACES_ENDPOINT: Setting[str | None] = Setting(
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    _parse_str,
+    None,
+    "Full URL of an OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces); spans "
+    "are exported there as well as to the tracking store.",
+)
+OTEL_ENDPOINT: Setting[str | None] = Setting(
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    _parse_str,
+    None,
+    "Base URL of an OTLP/HTTP collector; traces go to <base>/v1/traces. Used when "
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is not set.",
+)
+OTEL_HEADERS: Setting[dict[str, str]] = Setting(
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    _parse_headers,
+    {},
+    "Extra HTTP headers for OTLP export, as key=value pairs separated by commas.",
+)
+OTEL_TRACES_HEADERS: Setting[dict[str, str]] = Setting(
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    _parse_headers,
+    {},
+    "Like OTEL_EXPORTER_OTLP_HEADERS, for the traces endpoint only (these win).",
+)
+OTEL_PROTOCOL: Setting[str] = Setting(
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    _parse_otlp_protocol,
+    "http/protobuf",
+    "OTLP encoding: http/protobuf (default) or http/json.",
+)
+OTEL_TRACES_PROTOCOL: Setting[str | None] = Setting(
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    _parse_otlp_protocol,
+    None,
+    "Like OTEL_EXPORTER_OTLP_PROTOCOL, for traces only (wins when set).",
+)
+OTEL_SERVICE_NAME: Setting[str] = Setting(
+    "OTEL_SERVICE_NAME",
+    _parse_str,
+    "threadline",
+    "service.name resource attribute of exported OTLP spans.",
+)
+
 ALL_SETTINGS: tuple[Setting[Any], ...] = (
     TRACKING_URI,
     EXPERIMENT_ID,
@@ -148,4 +261,17 @@ ALL_SETTINGS: tuple[Setting[Any], ...] = (
     ASYNC_MAX_QUEUE_SIZE,
     ASYNC_RETRY_TIMEOUT,
     MAX_PAYLOAD_CHARS,
+    TRACE_TIMEOUT_SECONDS,
+    TRACE_TIMEOUT_CHECK_INTERVAL_SECONDS,
+    TRACE_SAMPLING_RATIO,
+    SPOOL_DIR,
+    SPOOL_MAX_BYTES,
+    OTLP_EXPORT_ONLY,
+    OTEL_TRACES_ENDPOINT,
+    OTEL_ENDPOINT,
+    OTEL_HEADERS,
+    OTEL_TRACES_HEADERS,
+    OTEL_PROTOCOL,
+    OTEL_TRACES_PROTOCOL,
+    OTEL_SERVICE_NAME,
 )

@@ -15,6 +15,7 @@ from threadline.tracing import _safety
 from threadline.tracing._binding import make_binder
 from threadline.tracing._context import current_span
 from threadline.tracing._lifecycle import begin_span, end_span
+from threadline.tracing._noop import NOOP_SPAN, NoOpSpan
 from threadline.tracing._runtime import RT
 from threadline.tracing._serialize import snapshot
 
@@ -41,6 +42,7 @@ def trace(
     attributes: dict[str, Any] | None = None,
     output_reducer: Reducer | None = None,
     trace_destination: ExperimentLocation | None = None,
+    sampling_ratio_override: float | None = None,
 ) -> Any:
     """Record each call of the decorated function as a span.
 
@@ -48,24 +50,25 @@ def trace(
     functions, methods, ``async def``, generators and async generators.
     """
     _validate_options(name, span_type, attributes, output_reducer, trace_destination)
+    if sampling_ratio_override is not None and not (
+        isinstance(sampling_ratio_override, (int, float)) and 0 <= sampling_ratio_override <= 1
+    ):
+        raise InvalidArgumentError(
+            f"trace(sampling_ratio_override=...) must be a number from 0 to 1, got "
+            f"{sampling_ratio_override!r}."
+        )
+    options = {
+        "name": name,
+        "span_type": span_type,
+        "attributes": attributes,
+        "output_reducer": output_reducer,
+        "trace_destination": trace_destination,
+        "sampling_ratio_override": sampling_ratio_override,
+    }
     if func is None:
-        return lambda f: trace(
-            f,
-            name=name,
-            span_type=span_type,
-            attributes=attributes,
-            output_reducer=output_reducer,
-            trace_destination=trace_destination,
-        )
+        return lambda f: trace(f, **options)
     if isinstance(func, (staticmethod, classmethod)):
-        inner = trace(
-            func.__func__,
-            name=name,
-            span_type=span_type,
-            attributes=attributes,
-            output_reducer=output_reducer,
-            trace_destination=trace_destination,
-        )
+        inner = trace(func.__func__, **options)
         return type(func)(inner)
     if not callable(func):
         raise InvalidArgumentError(f"@trace decorates functions; got {func!r}.")
@@ -77,6 +80,7 @@ def trace(
         output_reducer,
         trace_destination,
         make_binder(func),
+        None if sampling_ratio_override is None else float(sampling_ratio_override),
     )
     kind = _kind(func)
     if kind == "async_generator":
@@ -150,7 +154,7 @@ def _validate_options(
 class _Spec:
     """What a decorated function's spans are made of, fixed at decoration time."""
 
-    __slots__ = ("attributes", "bind", "destination", "name", "reducer", "span_type")
+    __slots__ = ("attributes", "bind", "destination", "name", "ratio", "reducer", "span_type")
 
     def __init__(
         self,
@@ -160,6 +164,7 @@ class _Spec:
         reducer: Reducer | None,
         destination: ExperimentLocation | None,
         bind: Binder,
+        ratio: float | None,
     ) -> None:
         self.name = name
         self.span_type = span_type
@@ -167,11 +172,14 @@ class _Spec:
         self.reducer = reducer
         self.destination = destination
         self.bind = bind
+        self.ratio = ratio
 
 
-def _open(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LiveSpan | None:
-    span = begin_span(spec.name, spec.span_type, spec.attributes, spec.destination)
-    if span is not None:
+def _open(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LiveSpan | NoOpSpan | None:
+    span = begin_span(
+        spec.name, spec.span_type, spec.attributes, spec.destination, sampling_ratio=spec.ratio
+    )
+    if span is not None and span is not NOOP_SPAN:
         try:
             span._inputs = spec.bind(args, kwargs)
         except Exception as exc:

@@ -12,9 +12,10 @@ from threadline import settings
 from threadline.entities.keys import DEFAULT_EXPERIMENT_ID
 from threadline.entities.span import SpanStatusCode
 from threadline.tracing import _context, _safety
+from threadline.tracing._noop import NOOP_SPAN, NoOpSpan
 from threadline.tracing._runtime import RT, get_pipeline
 from threadline.tracing._serialize import snapshot
-from threadline.tracing._span import LiveSpan, TraceState, getrandbits
+from threadline.tracing._span import LiveSpan, TraceState, getrandbits, random
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -54,9 +55,15 @@ def begin_span(
     span_type: str,
     attributes: dict[str, Any] | None,
     destination: ExperimentLocation | None = None,
-    parent: LiveSpan | _Missing | None = MISSING,
-) -> LiveSpan | None:
-    """Open a span under ``parent`` (default: the current span); ``None`` if tracing is off."""
+    parent: LiveSpan | NoOpSpan | _Missing | None = MISSING,
+    sampling_ratio: float | None = None,
+) -> LiveSpan | NoOpSpan | None:
+    """Open a span under ``parent`` (default: the current span).
+
+    Returns ``None`` when tracing is off, and the non-recording ``NOOP_SPAN`` when the
+    trace is not sampled or was already ended (timeout): callers make it current so that
+    children follow their root's decision.
+    """
     if not RT.initialized:
         RT.ensure_initialized()
         if not RT.enabled:
@@ -64,39 +71,72 @@ def begin_span(
     try:
         if parent is MISSING:
             parent = _context.current_span.get()
-        now = time_ns()
         if parent is None:
-            runs = _context.active_runs.get()
-            state = TraceState(
-                getrandbits(128) or 1,
-                resolve_experiment_id(destination),
-                runs[-1] if runs else None,
-                now,
-            )
-            span = LiveSpan(state, getrandbits(64) or 1, None, name, span_type, now, attributes)
-            state.root = span
-            (RT.pipeline or get_pipeline()).on_trace_start(state)
-            return span
+            return _begin_root(name, span_type, attributes, destination, sampling_ratio)
+        if parent is NOOP_SPAN:
+            return NOOP_SPAN
+        state = parent._trace_state  # type: ignore[union-attr]
+        if state.ended:
+            return NOOP_SPAN  # the trace was aborted (timeout): later spans are not recorded
         if destination is not None:
             _safety.log_once(
                 "child-destination",
                 f"threadline: trace_destination on span {name!r} is ignored because it is not "
                 "the root span of its trace; set it on the outermost span.",
             )
-        assert isinstance(parent, LiveSpan)
-        return LiveSpan(
-            parent._trace_state, getrandbits(64) or 1, parent._sid, name, span_type, now, attributes
+        span = LiveSpan(
+            state,
+            getrandbits(64) or 1,
+            parent._sid,
+            name,
+            span_type,
+            time_ns(),
+            attributes,  # type: ignore[union-attr]
         )
+        if state.open_spans is not None:
+            state.open_spans[span._sid] = span
+        return span
     except Exception as exc:
         _safety.internal_error("start-span", exc)
         return None
 
 
-def end_span(span: LiveSpan, outputs: Any = MISSING, exc: BaseException | None = None) -> None:
+def _begin_root(
+    name: str,
+    span_type: str,
+    attributes: dict[str, Any] | None,
+    destination: ExperimentLocation | None,
+    sampling_ratio: float | None,
+) -> LiveSpan | NoOpSpan:
+    ratio = RT.sampling_ratio if sampling_ratio is None else sampling_ratio
+    if ratio < 1.0 and random() >= ratio:
+        return NOOP_SPAN
+    now = time_ns()
+    runs = _context.active_runs.get()
+    state = TraceState(
+        getrandbits(128) or 1,
+        resolve_experiment_id(destination),
+        runs[-1] if runs else None,
+        now,
+    )
+    span = LiveSpan(state, getrandbits(64) or 1, None, name, span_type, now, attributes)
+    state.root = span
+    if RT.trace_timeout_s is not None:
+        from threadline.tracing._timeout import watch
+
+        watch(state)
+    (RT.pipeline or get_pipeline()).on_trace_start(state)
+    return span
+
+
+def end_span(
+    span: LiveSpan | NoOpSpan, outputs: Any = MISSING, exc: BaseException | None = None
+) -> None:
     """Close ``span``: record outputs or the exception, run span processors, snapshot, export."""
     try:
-        if span._ended:
+        if span._ended:  # also true for the non-recording span
             return
+        assert isinstance(span, LiveSpan)
         end = time_ns()
         if outputs is not MISSING:
             span._outputs = outputs
@@ -112,8 +152,12 @@ def end_span(span: LiveSpan, outputs: Any = MISSING, exc: BaseException | None =
             span._outputs = snapshot(out)
         span._ended = True
         state = span._trace_state
+        if state.open_spans is not None:
+            state.open_spans.pop(span._sid, None)
         pipeline = RT.pipeline or get_pipeline()
         if state.root is span:
+            if state.ended:  # the watchdog ended this trace first
+                return
             state.ended = True
             RT.last_trace_id = state.trace_id
             pipeline.on_root_end(span)

@@ -52,7 +52,7 @@ class start_span:
         self._span_type = span_type
         self._attributes = attributes
         self._destination = trace_destination
-        self._span: LiveSpan | None = None
+        self._span: LiveSpan | NoOpSpan | None = None
         self._token: Any = None
 
     def __enter__(self) -> LiveSpan | NoOpSpan:
@@ -61,7 +61,7 @@ class start_span:
         span = begin_span(self._name, self._span_type, self._attributes, self._destination)
         if span is None:
             return NOOP_SPAN
-        self._span = span
+        self._span = span  # may be the non-recording span: it is made current all the same
         self._token = current_span.set(span)
         return span
 
@@ -95,7 +95,10 @@ class start_span:
 
 def get_current_active_span() -> LiveSpan | None:
     """The innermost open span in this thread or task, or ``None``."""
-    return current_span.get()
+    span = current_span.get()
+    if span is None or span is NOOP_SPAN or span.is_remote_parent:
+        return None
+    return span
 
 
 def get_last_active_trace_id() -> str | None:
@@ -134,6 +137,8 @@ def update_current_trace(
                 f"update_current_trace({label}=...) must be a dict, got {type(mapping).__name__}."
             )
     span = current_span.get()
+    if span is NOOP_SPAN:
+        return  # inside a trace that is not recorded
     if span is None:
         _safety.log_once(
             "update-no-trace",

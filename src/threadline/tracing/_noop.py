@@ -8,7 +8,11 @@ if TYPE_CHECKING:
 
 
 class NoOpSpan:
-    """Stands in for a live span so ``with start_span(...) as span:`` code runs unchanged."""
+    """Stands in for a live span so ``with start_span(...) as span:`` code runs unchanged.
+
+    Also the current span of a trace that is not recorded (not sampled, or aborted), so
+    that the spans under it are not recorded either.
+    """
 
     trace_id = None
     span_id = None
@@ -21,6 +25,8 @@ class NoOpSpan:
     end_time_ns = None
     status = None
     is_ended = True
+    _ended = True  # end_span() returns at once for it
+    is_remote_parent = False
 
     @property
     def attributes(self) -> dict[str, Any]:

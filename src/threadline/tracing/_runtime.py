@@ -34,6 +34,8 @@ class Runtime:
         self.last_trace_id: str | None = None
         self.pipeline: ExportPipeline | None = None
         self.notebook_display = True
+        self.sampling_ratio = 1.0
+        self.trace_timeout_s: float | None = None
         # Spans opened through the low-level client API, by (trace_id, span_id).
         self.client_spans: dict[tuple[str, str], LiveSpan] = {}
         self.lock = _thread.RLock()
@@ -45,6 +47,8 @@ class Runtime:
         with self.lock:
             if not self.initialized:
                 self.enabled = settings.TRACING_ENABLED.get()
+                self.sampling_ratio = settings.TRACE_SAMPLING_RATIO.get()
+                self.trace_timeout_s = settings.TRACE_TIMEOUT_SECONDS.get()
                 self.initialized = True
 
 
@@ -69,6 +73,10 @@ def reset() -> None:
     pipeline = RT.pipeline
     if pipeline is not None:
         pipeline.shutdown()
+    if RT.trace_timeout_s is not None:
+        from threadline.tracing import _timeout
+
+        _timeout.stop()
     fresh = Runtime()
     for name, value in vars(fresh).items():
         setattr(RT, name, value)

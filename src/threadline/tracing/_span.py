@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 # parent and child never produce the same ids.
 _rng = Random(int.from_bytes(os.urandom(16), "big"))
 getrandbits = _rng.getrandbits
+random = _rng.random
 
 
 def _reseed() -> None:
@@ -63,11 +64,14 @@ class TraceState:
     """
 
     __slots__ = (
+        "__weakref__",
         "_trace_id",
         "client_request_id",
         "ended",
         "experiment_id",
         "metadata",
+        "open_spans",
+        "remote",
         "request_preview",
         "request_time_ms",
         "response_preview",
@@ -90,6 +94,12 @@ class TraceState:
         self.client_request_id: str | None = None
         self.root: LiveSpan | None = None
         self.ended = False
+        # Open spans by id, kept only when a trace timeout is configured (the watchdog
+        # needs them to mark them aborted).
+        self.open_spans: dict[int, LiveSpan] | None = None
+        # True when the trace's root is in another process (W3C trace context): this
+        # process writes its spans but not the trace's final row.
+        self.remote = False
 
     @property
     def trace_id(self) -> str:
@@ -107,6 +117,7 @@ class LiveSpan(Span):
     """
 
     _ended = False
+    is_remote_parent = False  # True only for the stand-in of a parent in another process
 
     def __init__(
         self,
@@ -175,7 +186,9 @@ class LiveSpan(Span):
             if not isinstance(event, SpanEvent):
                 _safety.log_once("bad-event", "threadline: add_event() takes a SpanEvent; ignored.")
                 return
-            self.events.append(SpanEvent(event.name, event.timestamp_ns, snapshot(event.attributes)))
+            self.events.append(
+                SpanEvent(event.name, event.timestamp_ns, snapshot(event.attributes))
+            )
 
     def set_status(self, status: SpanStatus | str, description: str = "") -> None:
         """Set ``"OK"``, ``"ERROR"`` (or a ``SpanStatus``)."""
