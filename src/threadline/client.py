@@ -117,7 +117,7 @@ class ThreadlineClient:
         """Open the root span of a new trace; end it with ``end_trace(span.trace_id)``."""
         destination = ExperimentLocation(str(experiment_id)) if experiment_id is not None else None
         span = begin_span(name, span_type, attributes, destination, parent=None)
-        if span is None:
+        if not isinstance(span, LiveSpan):  # tracing off, or the trace is not sampled
             return NOOP_SPAN
         if inputs is not None:
             span.set_inputs(inputs)
@@ -145,7 +145,7 @@ class ThreadlineClient:
                 "of a span opened with start_trace()/start_span() that has not ended."
             )
         span = begin_span(name, span_type, attributes, parent=parent)
-        if span is None:
+        if not isinstance(span, LiveSpan):
             return NOOP_SPAN
         if inputs is not None:
             span.set_inputs(inputs)

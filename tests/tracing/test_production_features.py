@@ -201,9 +201,12 @@ def test_traceparent_parsing():
 
 def test_headers_outside_a_trace_are_empty_and_bad_headers_are_ignored(captured):
     assert threadline.tracing.get_tracing_context_headers_for_http_request() == {}
-    with threadline.tracing.set_tracing_context_from_http_request_headers({"traceparent": "junk"}):
-        with threadline.start_span("fresh") as span:
-            pass
+    junk = {"traceparent": "junk"}
+    with (
+        threadline.tracing.set_tracing_context_from_http_request_headers(junk),
+        threadline.start_span("fresh") as span,
+    ):
+        pass
     assert span.parent_id is None
     with threadline.start_span("outer") as outer:
         headers = threadline.tracing.get_tracing_context_headers_for_http_request()

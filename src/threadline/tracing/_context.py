@@ -11,9 +11,13 @@ from contextvars import ContextVar
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from threadline.entities.trace_location import ExperimentLocation
+    from threadline.tracing._noop import NoOpSpan
     from threadline.tracing._span import LiveSpan
 
-current_span: ContextVar[LiveSpan | None] = ContextVar("threadline_current_span", default=None)
+# A LiveSpan, or the non-recording NoOpSpan inside a trace that is not recorded.
+current_span: ContextVar[LiveSpan | NoOpSpan | None] = ContextVar(
+    "threadline_current_span", default=None
+)
 destination: ContextVar[ExperimentLocation | None] = ContextVar(
     "threadline_destination", default=None
 )

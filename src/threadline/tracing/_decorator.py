@@ -15,9 +15,10 @@ from threadline.tracing import _safety
 from threadline.tracing._binding import make_binder
 from threadline.tracing._context import current_span
 from threadline.tracing._lifecycle import begin_span, end_span
-from threadline.tracing._noop import NOOP_SPAN, NoOpSpan
+from threadline.tracing._noop import NoOpSpan
 from threadline.tracing._runtime import RT
 from threadline.tracing._serialize import snapshot
+from threadline.tracing._span import LiveSpan
 
 TYPE_CHECKING = False  # typing/inspect/functools stay unimported at runtime: SDK import time
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from typing import Any
 
     from threadline.tracing._binding import Binder
-    from threadline.tracing._span import LiveSpan
 
     Reducer = Callable[[list[Any]], Any]
 
@@ -57,7 +57,7 @@ def trace(
             f"trace(sampling_ratio_override=...) must be a number from 0 to 1, got "
             f"{sampling_ratio_override!r}."
         )
-    options = {
+    options: dict[str, Any] = {
         "name": name,
         "span_type": span_type,
         "attributes": attributes,
@@ -179,7 +179,7 @@ def _open(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LiveSpa
     span = begin_span(
         spec.name, spec.span_type, spec.attributes, spec.destination, sampling_ratio=spec.ratio
     )
-    if span is not None and span is not NOOP_SPAN:
+    if isinstance(span, LiveSpan):
         try:
             span._inputs = spec.bind(args, kwargs)
         except Exception as exc:
@@ -302,7 +302,7 @@ def _wrap_generator(func: Callable[..., Any], spec: _Spec) -> Callable[..., Any]
     return traced
 
 
-def _close_generator(gen: Any, span: LiveSpan, collected: _Collector) -> None:
+def _close_generator(gen: Any, span: LiveSpan | NoOpSpan, collected: _Collector) -> None:
     """The consumer stopped early: close the inner generator inside the span, then end it."""
     token = current_span.set(span)
     try:
@@ -360,7 +360,7 @@ def _wrap_async_generator(func: Callable[..., Any], spec: _Spec) -> Callable[...
     return traced
 
 
-async def _aclose_generator(gen: Any, span: LiveSpan, collected: _Collector) -> None:
+async def _aclose_generator(gen: Any, span: LiveSpan | NoOpSpan, collected: _Collector) -> None:
     token = current_span.set(span)
     try:
         await gen.aclose()

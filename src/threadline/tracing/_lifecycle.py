@@ -87,11 +87,11 @@ def begin_span(
         span = LiveSpan(
             state,
             getrandbits(64) or 1,
-            parent._sid,
+            parent._sid,  # type: ignore[union-attr]
             name,
             span_type,
             time_ns(),
-            attributes,  # type: ignore[union-attr]
+            attributes,
         )
         if state.open_spans is not None:
             state.open_spans[span._sid] = span

@@ -11,13 +11,12 @@ from threadline.tracing._context import current_span
 from threadline.tracing._lifecycle import begin_span, end_span
 from threadline.tracing._noop import NOOP_SPAN, NoOpSpan
 from threadline.tracing._runtime import RT
+from threadline.tracing._span import LiveSpan
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import TracebackType
     from typing import Any
-
-    from threadline.tracing._span import LiveSpan
 
 
 class start_span:
@@ -96,8 +95,8 @@ class start_span:
 def get_current_active_span() -> LiveSpan | None:
     """The innermost open span in this thread or task, or ``None``."""
     span = current_span.get()
-    if span is None or span is NOOP_SPAN or span.is_remote_parent:
-        return None
+    if not isinstance(span, LiveSpan) or span.is_remote_parent:
+        return None  # no span, a trace that is not recorded, or another process's span
     return span
 
 
@@ -146,6 +145,7 @@ def update_current_trace(
             "updated. Call it inside a @trace function or a start_span block.",
         )
         return
+    assert isinstance(span, LiveSpan)
     state = span._trace_state
     if state.ended:
         _safety.log_once(

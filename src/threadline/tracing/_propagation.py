@@ -33,7 +33,7 @@ def get_tracing_context_headers_for_http_request() -> dict[str, str]:
     Outside a trace (or in one that is not recorded) it returns ``{}``.
     """
     span = current_span.get()
-    if span is None or span is NOOP_SPAN:
+    if not isinstance(span, LiveSpan):  # outside a trace, or in one that is not recorded
         return {}
     trace_hex = "%032x" % span._trace_state.tid
     return {"traceparent": f"{_VERSION}-{trace_hex}-{'%016x' % span._sid}-01"}
