@@ -32,8 +32,9 @@ def _fresh_tracing_state(tmp_path, monkeypatch):
     from threadline.tracing import _runtime, _safety
 
     for name in list(os.environ):
-        if name.startswith("THREADLINE_") and not name.startswith("THREADLINE_TEST_"):
+        if name.startswith(("THREADLINE_", "OTEL_")) and not name.startswith("THREADLINE_TEST_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("THREADLINE_SPOOL_DIR", str(tmp_path / "spool"))
     monkeypatch.chdir(tmp_path)
     _safety.raise_internal_errors(True)
     _safety.reset()

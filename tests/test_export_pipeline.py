@@ -102,11 +102,11 @@ def test_async_mode_flush_and_read_your_writes(db):
     assert len(threadline.search_traces(return_type="list")) == 300
     for i in range(50):
         work(i)
-    threadline.flush_trace_async_logging()
+    report = threadline.flush_trace_async_logging()
     assert _rows(db, "select count(*) from traces where state = 'OK'") == [(350,)]
     assert _rows(db, "select count(*) from spans") == [(700,)]
-    stats = get_pipeline().stats
-    assert stats.spans_exported == 700 and stats.spans_dropped == 0
+    assert (report.exported_spans, report.exported_traces) == (700, 350)
+    assert report.ok and report.dropped_spans == report.spooled_spans == 0
 
 
 def test_a_full_queue_makes_the_caller_write_instead_of_dropping(db, monkeypatch):
@@ -173,15 +173,22 @@ def test_tracing_survives_fork(tmp_path):
 
 
 class _BrokenDestination:
+    kind = "broken"
+
     def __init__(self):
         self.calls = 0
+
+    def target(self):
+        return ""  # nowhere to replay to: its batches cannot be spooled
 
     def write(self, traces, spans):
         self.calls += 1
         raise ConnectionError("store is down")
 
 
-def test_store_failures_are_logged_once_and_never_raised(caplog):
+def test_store_failures_are_logged_once_retried_and_never_raised(caplog, monkeypatch):
+    monkeypatch.setenv("THREADLINE_ASYNC_TRACE_LOGGING_RETRY_TIMEOUT", "0.01")
+    RT.pipeline = None
     broken = _BrokenDestination()
     get_pipeline().set_destination(broken)
 
@@ -191,11 +198,13 @@ def test_store_failures_are_logged_once_and_never_raised(caplog):
 
     with caplog.at_level(logging.WARNING, logger="threadline"):
         results = [f(i) for i in range(20)]
+        time.sleep(0.05)
+        report = threadline.flush_trace_async_logging()
     assert results == [i * 2 for i in range(20)]
-    assert broken.calls == 20
-    assert caplog.text.count("could not write") == 1
-    stats = get_pipeline().stats
-    assert stats.spans_dropped == 20 and stats.drop_reasons == {"ConnectionError": 20}
+    assert broken.calls >= 2  # the first write, then retries of the backlog
+    assert caplog.text.count("could not write traces") == 1
+    assert report.dropped_spans == 20 and report.exported_spans == 0
+    assert report.reasons["broken: dropped: retry timeout, no spool"] == 20
 
 
 def test_unreachable_postgres_never_breaks_the_program(caplog):
@@ -207,7 +216,8 @@ def test_unreachable_postgres_never_breaks_the_program(caplog):
 
     with caplog.at_level(logging.WARNING, logger="threadline"):
         assert f() == "still works"
-    assert "could not write" in caplog.text
+    assert "could not write traces" in caplog.text
+    assert threadline.flush_trace_async_logging().pending_spans == 1  # waiting for a retry
 
 
 def test_postgres_end_to_end(postgres_uri):

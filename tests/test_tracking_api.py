@@ -35,7 +35,9 @@ def test_set_experiment_creates_by_name_and_routes_traces(client):
     assert threadline.get_experiment("0").name == "Default"
     experiment = threadline.set_experiment("my-tracing-experiment")
     assert experiment.name == "my-tracing-experiment"
-    assert threadline.set_experiment("my-tracing-experiment").experiment_id == experiment.experiment_id
+    assert (
+        threadline.set_experiment("my-tracing-experiment").experiment_id == experiment.experiment_id
+    )
     with threadline.start_span("in-experiment"):
         pass
     (trace,) = threadline.search_traces(return_type="list")
@@ -137,7 +139,9 @@ def test_delete_traces_by_time_count_and_ids(client):
     experiment_id = client.create_experiment(f"delete-{time.time_ns()}")
     ids = []
     for i in range(6):
-        with threadline.start_span(f"t{i}", trace_destination=ExperimentLocation(experiment_id)) as s:
+        with threadline.start_span(
+            f"t{i}", trace_destination=ExperimentLocation(experiment_id)
+        ) as s:
             ids.append(s.trace_id)
         time.sleep(0.002)
     current_time = int(time.time() * 1000)
@@ -180,7 +184,9 @@ def test_client_pages_with_page_token(client):
 
 def test_low_level_client_api(client):
     root = client.start_trace("callback-root", span_type="CHAIN", inputs={"q": 1}, tags={"k": "v"})
-    child = client.start_span("llm", trace_id=root.trace_id, parent_id=root.span_id, inputs={"p": 2})
+    child = client.start_span(
+        "llm", trace_id=root.trace_id, parent_id=root.span_id, inputs={"p": 2}
+    )
     client.end_span(root.trace_id, child.span_id, outputs={"text": "hi"}, attributes={"model": "m"})
     dangling = client.start_span("left-open", trace_id=root.trace_id, parent_id=root.span_id)
     client.end_trace(root.trace_id, outputs={"answer": 3})

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from threadline.tracing._runtime import RT
+from threadline.tracing._runtime import RT, get_pipeline
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from threadline.export._pipeline import FlushReport
 
 
-def flush_trace_async_logging(terminate: bool = False) -> None:
-    """Write every pending span and trace now; with ``terminate`` also stop the worker."""
-    pipeline = RT.pipeline
-    if pipeline is None:
-        return
-    if terminate:
-        pipeline.shutdown()
-    else:
-        pipeline.flush()
+def flush_trace_async_logging(terminate: bool = False) -> FlushReport:
+    """Write every pending span and trace now, and report what happened to them.
+
+    The report counts spans exported, retried, spooled to disk (to be replayed when the
+    destination is back), replayed from the spool and dropped, with the reasons. With
+    ``terminate`` the export worker also stops (a new one starts with the next span).
+    """
+    pipeline = get_pipeline()
+    return pipeline.shutdown() if terminate else pipeline.flush()
 
 
 def flush_pending_for_read() -> None:

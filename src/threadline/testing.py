@@ -19,6 +19,11 @@ from threadline.tracing._runtime import get_pipeline
 class CapturedTraces:
     """Rows written by the export pipeline, kept in memory and assembled into traces."""
 
+    kind = "memory"
+
+    def target(self) -> str:
+        return ""
+
     def __init__(self) -> None:
         self.trace_rows: dict[str, TraceRow] = {}
         self.span_rows: dict[tuple[str, str], SpanRow] = {}

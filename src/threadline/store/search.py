@@ -46,16 +46,24 @@ from threadline.entities.run import RunStatus
 from threadline.errors import FilterSyntaxError, InvalidArgumentError
 from threadline.store import tables as t
 
+# Limits that keep every accepted filter within what both databases execute quickly:
+# bound parameters (SQLite: 32,766; under 1,000 even with 100 conditions and 500 list
+# values, so SQLite builds older than 3.32 cope too) and LIKE pattern size (SQLite:
+# 50,000 bytes).
 MAX_CONDITIONS = 100
-MAX_IN_VALUES = 1000
+MAX_IN_VALUES = 500  # across all the IN lists of a filter
+MAX_LIKE_PATTERN = 10_000
 MAX_FILTER_LENGTH = 100_000
+MAX_OFFSET = 2**53
 
 TRACE_STATES = ("OK", "ERROR", "IN_PROGRESS")
 SPAN_STATUSES = ("OK", "ERROR", "UNSET")
 
 # --- tokens ------------------------------------------------------------------------------
 
-TokenKind = Literal["IDENT", "STRING", "NUMBER", "OP", "KEYWORD", "LPAREN", "RPAREN", "COMMA", "EOF"]
+TokenKind = Literal[
+    "IDENT", "STRING", "NUMBER", "OP", "KEYWORD", "LPAREN", "RPAREN", "COMMA", "EOF"
+]
 KEYWORDS = frozenset({"AND", "OR", "NOT", "IN", "LIKE", "ILIKE"})
 COMPARISON_OPS = ("=", "!=", "<", "<=", ">", ">=")
 
@@ -146,8 +154,10 @@ def _string_token(src: _Source, start: int) -> Token:
     pos = start + 1
     while pos < len(text):
         char = text[pos]
+        _refuse_unstorable(src, char, pos)
         if char == "\\" and pos + 1 < len(text):
             nxt = text[pos + 1]
+            _refuse_unstorable(src, nxt, pos + 1)
             out.append(_STRING_ESCAPES.get(nxt, "\\" + nxt))
             pos += 2
         elif char == quote and text[pos + 1 : pos + 2] == quote:
@@ -155,7 +165,7 @@ def _string_token(src: _Source, start: int) -> Token:
             pos += 2
         elif char == quote:
             raw = text[start : pos + 1]
-            return Token("STRING", raw, start, _checked_text(src, "".join(out), start))
+            return Token("STRING", raw, start, "".join(out))
         else:
             out.append(char)
             pos += 1
@@ -166,16 +176,12 @@ def _string_token(src: _Source, start: int) -> Token:
     )
 
 
-def _checked_text(src: _Source, value: str, position: int) -> str:
+def _refuse_unstorable(src: _Source, char: str, position: int) -> None:
     """Refuse characters no database accepts in a text parameter (NUL, lone surrogates)."""
-    for offset, char in enumerate(value):
-        if char == "\x00" or "\ud800" <= char <= "\udfff":
-            raise src.error(
-                f"character {char!r} is not allowed in a value",
-                token=char,
-                position=position + offset,
-            )
-    return value
+    if char == "\x00" or "\ud800" <= char <= "\udfff":
+        raise src.error(
+            f"character {char!r} is not allowed in a value", token=char, position=position
+        )
 
 
 def _number_token(src: _Source, raw: str, pos: int) -> Token:
@@ -223,6 +229,7 @@ def _backtick_key(src: _Source, start: int) -> tuple[str, int]:
     out: list[str] = []
     pos = start + 1
     while pos < len(text):
+        _refuse_unstorable(src, text[pos], pos)
         if text[pos] == "`" and text[pos + 1 : pos + 2] == "`":
             out.append("`")
             pos += 2
@@ -230,11 +237,13 @@ def _backtick_key(src: _Source, start: int) -> tuple[str, int]:
             key = "".join(out)
             if not key:
                 raise src.error("empty backtick-quoted key", token="``", position=start)
-            return _checked_text(src, key, start + 1), pos + 1
+            return key, pos + 1
         else:
             out.append(text[pos])
             pos += 1
-    raise src.error("unterminated backtick-quoted key", token=text[start : start + 20], position=start)
+    raise src.error(
+        "unterminated backtick-quoted key", token=text[start : start + 20], position=start
+    )
 
 
 # --- fields ------------------------------------------------------------------------------
@@ -319,7 +328,9 @@ _RUN_PREFIXES: dict[str, tuple[str, ValueType]] = {
     "tags": ("run_tag", "string"),
     "metrics": ("metric", "number"),
 }
-RUN_FIELDS_HELP = "status, run_name, run_id, start_time, end_time, params.<key>, tags.<key>, metrics.<key>"
+RUN_FIELDS_HELP = (
+    "status, run_name, run_id, start_time, end_time, params.<key>, tags.<key>, metrics.<key>"
+)
 
 
 def resolve_run_field(token: Token, src: _Source) -> Field:
@@ -327,7 +338,8 @@ def resolve_run_field(token: Token, src: _Source) -> Field:
     segments: tuple[str, ...] = token.value
     head = segments[0].lower()
     if head == "attributes" and len(segments) == 2:  # MLflow spelling: attributes.status
-        segments, head = segments[1:], segments[1].lower()
+        head = segments[1].lower()
+        segments = (segments[1],)
     if len(segments) == 1 and head in _RUN_COLUMNS:
         column, value_type = _RUN_COLUMNS[head]
         return Field("run", column, value_type, token.text)
@@ -371,6 +383,7 @@ class _Parser:
         self.tokens = tokens
         self.index = 0
         self.resolve = resolve
+        self.list_values = 0
 
     @property
     def current(self) -> Token:
@@ -407,7 +420,7 @@ class _Parser:
     def parse_comparison(self) -> Comparison:
         token = self.current
         if token.kind != "IDENT":
-            raise self.fail(f"expected a field name, got {token.text or 'end of input'!r}")
+            raise self.fail(f"expected a field name{_got(token)}")
         self.advance()
         field = self.resolve(token, self.src)
         op_token = self.current
@@ -432,8 +445,7 @@ class _Parser:
                 raise self.fail("expected 'IN' after 'NOT'")
             op = "NOT IN"
         else:
-            got = token.text or "end of input"
-            raise self.fail(f"expected an operator after {field.text!r}, got {got!r}")
+            raise self.fail(f"expected an operator after {field.text!r}{_got(token)}")
         allowed = _allowed_ops(field)
         if op not in allowed:
             raise self.fail(
@@ -447,9 +459,8 @@ class _Parser:
     def parse_value(self, field: Field, after: Token) -> str | int | float:
         token = self.current
         if token.kind not in ("STRING", "NUMBER"):
-            got = token.text or "end of input"
             hint = " (string values must be quoted)" if token.kind == "IDENT" else ""
-            raise self.fail(f"expected a value after {after.text!r}, got {got!r}{hint}")
+            raise self.fail(f"expected a value after {after.text!r}{_got(token)}{hint}")
         self.advance()
         return _typed_value(self, field, token)
 
@@ -463,8 +474,9 @@ class _Parser:
         while True:
             value = self.parse_value(field, self.tokens[self.index - 1])
             values.append(str(value))
-            if len(values) > MAX_IN_VALUES:
-                raise self.fail(f"more than {MAX_IN_VALUES} values in a list")
+            self.list_values += 1
+            if self.list_values > MAX_IN_VALUES:
+                raise self.fail(f"more than {MAX_IN_VALUES} values in IN lists")
             if self.current.kind == "COMMA":
                 self.advance()
                 continue
@@ -472,6 +484,11 @@ class _Parser:
                 self.advance()
                 return tuple(values)
             raise self.fail(f"expected ',' or ')' in the value list, got {self.current.text!r}")
+
+
+def _got(token: Token) -> str:
+    """``", got 'x'"`` for a token, nothing at the end of input (the position says it)."""
+    return "" if token.kind == "EOF" else f", got {token.text!r}"
 
 
 def _allowed_ops(field: Field) -> tuple[Operator, ...]:
@@ -491,7 +508,7 @@ def _typed_value(parser: _Parser, field: Field, token: Token) -> str | int | flo
     if field.value_type == "number":
         if token.kind != "NUMBER":
             raise parser.fail(f"{field.text!r} is numeric: expected a number", token)
-        return token.value  # type: ignore[no-any-return]
+        return token.value
     if token.kind == "NUMBER":
         if field.kind == "span_attribute":
             return token.text.lstrip("+")
@@ -510,6 +527,11 @@ def _typed_value(parser: _Parser, field: Field, token: Token) -> str | int | flo
 
 def _check_like_pattern(parser: _Parser, pattern: str, op_token: Token) -> None:
     """A pattern may not end in an unpaired escape character (PostgreSQL rejects it)."""
+    if len(pattern) > MAX_LIKE_PATTERN:
+        raise parser.fail(
+            f"the {op_token.text} pattern is longer than {MAX_LIKE_PATTERN} characters",
+            parser.tokens[parser.index - 1],
+        )
     trailing = len(pattern) - len(pattern.rstrip("\\"))
     if trailing % 2 == 1:
         raise parser.fail(
@@ -519,7 +541,9 @@ def _check_like_pattern(parser: _Parser, pattern: str, op_token: Token) -> None:
         )
 
 
-def parse_filter(text: str | None, resolve: FieldResolver = resolve_trace_field) -> list[Comparison]:
+def parse_filter(
+    text: str | None, resolve: FieldResolver = resolve_trace_field
+) -> list[Comparison]:
     """Parse a filter string into comparisons (``[]`` for ``None`` or blank text)."""
     if text is None:
         return []
@@ -532,9 +556,23 @@ def parse_filter(text: str | None, resolve: FieldResolver = resolve_trace_field)
 # --- compiler: traces --------------------------------------------------------------------
 
 
-def compile_trace_filter(comparisons: Sequence[Comparison], dialect: str) -> list[sa.ColumnElement[bool]]:
+def compile_trace_filter(
+    comparisons: Sequence[Comparison], dialect: str
+) -> list[sa.ColumnElement[bool]]:
     """SQL conditions on ``traces`` for the parsed filter (to be ANDed)."""
-    return [_compile_trace_comparison(c, dialect) for c in comparisons]
+    return [_planned(_compile_trace_comparison(c, dialect), dialect) for c in comparisons]
+
+
+def _planned(condition: sa.ColumnElement[bool], dialect: str) -> sa.ColumnElement[bool]:
+    """Keep PostgreSQL from turning each EXISTS into a semi-join.
+
+    Flattened, a filter with dozens of key conditions costs the planner seconds (join-order
+    search over dozens of relations); as ``EXISTS (…) IS TRUE`` each stays a correlated
+    sub-plan, checked per trace in ORDER BY order until the page is full.
+    """
+    if dialect == "postgresql" and isinstance(condition, sa.Exists):
+        return condition.is_(sa.true())
+    return condition
 
 
 def _compile_trace_comparison(comparison: Comparison, dialect: str) -> sa.ColumnElement[bool]:
@@ -572,15 +610,20 @@ def _span_attribute_exists(comparison: Comparison, dialect: str) -> sa.ColumnEle
     # cannot quote a key containing '"').
     entries = sa.func.json_each(t.spans.c.attributes).table_valued("key", "value", "type")
     entries = entries.alias("attribute")
+    json_type = entries.c.type
+
+    def constant(word: str) -> sa.ColumnElement[Any]:  # our own SQL text, not a parameter
+        return sa.literal_column(f"'{word}'")
+
     as_text = sa.case(
-        (entries.c.type == "true", sa.literal("true")),
-        (entries.c.type == "false", sa.literal("false")),
-        (entries.c.type == "null", sa.null()),
+        (json_type == constant("true"), constant("true")),
+        (json_type == constant("false"), constant("false")),
+        (json_type == constant("null"), sa.null()),
         else_=sa.cast(entries.c.value, sa.Text),
     )
     return sa.exists(
-        sa.select(sa.literal(1))
-        .select_from(t.spans, entries)
+        sa.select(sa.literal_column("1"))
+        .select_from(t.spans.join(entries, sa.true()))
         .where(
             t.spans.c.trace_id == t.traces.c.trace_id,
             entries.c.key == key,
@@ -614,9 +657,11 @@ def _apply(column: sa.ColumnElement[Any], comparison: Comparison) -> sa.ColumnEl
 # --- compiler: runs ----------------------------------------------------------------------
 
 
-def compile_run_filter(comparisons: Sequence[Comparison]) -> list[sa.ColumnElement[bool]]:
+def compile_run_filter(
+    comparisons: Sequence[Comparison], dialect: str
+) -> list[sa.ColumnElement[bool]]:
     """SQL conditions on ``runs`` for the parsed run filter (to be ANDed)."""
-    return [_compile_run_comparison(c) for c in comparisons]
+    return [_planned(_compile_run_comparison(c), dialect) for c in comparisons]
 
 
 def _compile_run_comparison(comparison: Comparison) -> sa.ColumnElement[bool]:
@@ -747,7 +792,7 @@ def decode_page_token(token: str | None) -> int:
             f"Invalid page_token {token!r}: pass the token returned by the previous search."
         ) from exc
     offset = data.get("offset") if isinstance(data, dict) else None
-    if type(offset) is not int or offset < 0:
+    if type(offset) is not int or not 0 <= offset <= MAX_OFFSET:
         raise InvalidArgumentError(
             f"Invalid page_token {token!r}: pass the token returned by the previous search."
         )

@@ -137,13 +137,13 @@ def end_span(
         if span._ended:  # also true for the non-recording span
             return
         assert isinstance(span, LiveSpan)
-        end = time_ns()
         if outputs is not MISSING:
             span._outputs = outputs
         if exc is not None:
-            span.record_exception(exc)
+            span.record_exception(exc)  # its event is timestamped before the span's end
         elif span._status_code == SpanStatusCode.UNSET:
             span._status_code = SpanStatusCode.OK
+        end = time_ns()
         span._end_time_ns = end
         if RT.processors:
             _run_processors(span)

@@ -3,6 +3,12 @@
 ``sql.py`` decides when to migrate (a cheap version check, then a lock) and calls
 ``upgrade(connection)`` inside its locked transaction; this package only knows how.
 Alembic is imported only when a migration actually has to run.
+
+To write a new revision (then raise ``HEAD_REVISION`` to match)::
+
+    from alembic import command
+    from threadline.store.migrations import alembic_config
+    command.revision(alembic_config(), "what changes", rev_id="0002")
 """
 
 from __future__ import annotations
