@@ -39,8 +39,22 @@ _LAZY = {
     "set_experiment": "threadline._experiments",
     "get_trace": "threadline._query",
     "search_traces": "threadline._query",
+    "autolog": "threadline.integrations",
 }
 _LAZY_MODULES = ("client", "config", "entities")
+# ``threadline.openai`` etc.: one module per library under threadline.integrations,
+# imported on first access (the library itself only inside its ``autolog()``).
+_INTEGRATIONS = (
+    "anthropic",
+    "bedrock",
+    "gemini",
+    "groq",
+    "langchain",
+    "litellm",
+    "mistral",
+    "ollama",
+    "openai",
+)
 
 __all__ = [
     "ActiveRun",
@@ -83,6 +97,15 @@ def __getattr__(name: str) -> object:
         value = getattr(importlib.import_module(_LAZY[name]), name)
     elif name in _LAZY_MODULES:
         value = importlib.import_module(f"threadline.{name}")
+    elif name in _INTEGRATIONS:
+        try:
+            value = importlib.import_module(f"threadline.integrations.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("threadline.integrations", f"threadline.integrations.{name}"):
+                raise
+            raise AttributeError(
+                f"threadline has no {name} integration in this version"
+            ) from None
     else:
         raise AttributeError(f"module 'threadline' has no attribute {name!r}")
     globals()[name] = value
