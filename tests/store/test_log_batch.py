@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import threading
@@ -215,7 +216,7 @@ def test_span_payloads_round_trip(store: SqlStore) -> None:
 
 def test_an_open_span_has_no_end_time(store: SqlStore) -> None:
     span = span_row(1, 0)
-    open_span = type(span)(**{**span.__dict__, "end_time_ns": None})
+    open_span = dataclasses.replace(span, end_time_ns=None)
     store.log_batch([], [open_span])
     trace = store.get_trace(tid(1))
     assert trace is not None and trace.data.spans[0].end_time_ns is None
@@ -252,7 +253,10 @@ def test_an_invalid_trace_state_is_refused(store: SqlStore) -> None:
 def test_text_no_database_accepts_is_stored_with_replacement_characters(store: SqlStore) -> None:
     span = span_row(1, 0, name="nul\x00name")
     span = type(span)(
-        **{**span.__dict__, "attributes_json": '{"x": NaN, "y": "a\\u0000b", "z": Infinity}'}
+        **{
+            **dataclasses.asdict(span),
+            "attributes_json": '{"x": NaN, "y": "a\\u0000b", "z": Infinity}',
+        }
     )
     row = trace_row(1, name="bad\x00name", tags={"k\x00": "v\ud800"})
     store.log_batch([row], [span])

@@ -80,8 +80,9 @@ def started_trace_row(state: LiveTraceState) -> TraceRow:
     )
 
 
-def finished_trace_row(root: LiveSpan) -> TraceRow:
-    """The final row of a trace, built when its root span has ended."""
+def finished_trace_row(root: LiveSpan, root_row: SpanRow | None = None) -> TraceRow:
+    """The final row of a trace, built when its root span has ended (reusing the root's
+    already-encoded JSON for the default previews when given)."""
     state = root._trace_state
     duration_ms = None
     if root._end_time_ns is not None:
@@ -94,8 +95,10 @@ def finished_trace_row(root: LiveSpan) -> TraceRow:
         state=final.value,
         execution_duration=duration_ms,
         name=root._name,
-        request_preview=state.request_preview or _preview(root._inputs),
-        response_preview=state.response_preview or _preview(root._outputs),
+        request_preview=state.request_preview
+        or _preview(root._inputs, root_row.inputs_json if root_row else None),
+        response_preview=state.response_preview
+        or _preview(root._outputs, root_row.outputs_json if root_row else None),
         client_request_id=state.client_request_id,
         run_id=state.run_id,
         tags=dict(state.tags),
@@ -110,11 +113,14 @@ def _metadata(state: LiveTraceState) -> dict[str, str]:
     return metadata
 
 
-def _preview(value: Any) -> str | None:
+def _preview(value: Any, encoded: str | None = None) -> str | None:
     """A short text rendering: strings as they are, anything else as JSON, truncated."""
     if value is None:
         return None
-    text = value if isinstance(value, str) else to_json(value, 10 * PREVIEW_CHARS)
+    if isinstance(value, str):
+        text = value
+    else:
+        text = encoded if encoded is not None else to_json(value, 10 * PREVIEW_CHARS)
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 3] + "..."
 
 
@@ -124,10 +130,11 @@ def rows_for_batch(items: Iterable[object], max_chars: int) -> tuple[list[TraceR
     traces: dict[str, TraceRow] = {}
     for item in items:
         if isinstance(item, LiveSpan):
-            spans.append(span_row(item, max_chars))
+            row = span_row(item, max_chars)
+            spans.append(row)
             state = item._trace_state
             if state.root is item:
-                traces[state.trace_id] = finished_trace_row(item)
+                traces[state.trace_id] = finished_trace_row(item, row)
         elif isinstance(item, LiveTraceState) and item.trace_id not in traces:
             traces[item.trace_id] = started_trace_row(item)
     return list(traces.values()), spans

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -48,6 +49,7 @@ from threadline.errors import (
 )
 from threadline.store import migrations, search
 from threadline.store import tables as t
+from threadline.store._write_statements import WriteStatements
 from threadline.store.base import SpanRow, Store, TraceRow
 
 logger = logging.getLogger(__name__)
@@ -88,6 +90,8 @@ class SqlStore:
         self._engine = _create_engine(self._url, memory=self._memory)
         old_sqlite = self._dialect == "sqlite" and sqlite3.sqlite_version_info < (3, 32)
         self._chunk_size = OLD_SQLITE_ID_CHUNK if old_sqlite else ID_CHUNK
+        self._statements = WriteStatements(self._dialect)
+        self._known_experiments: set[str] = set()  # ids seen in the table (never removed)
         try:
             with self._errors("open the store"):
                 self._ensure_schema()
@@ -212,28 +216,46 @@ class SqlStore:
         if not trace_rows and not span_rows:
             return
         span_trace_ids = sorted({r["trace_id"] for r in span_rows})
+        # Stored states matter only for spans whose trace row is not in this batch (are they
+        # orphans?) and for IN_PROGRESS rows with tags (stale ones must not overwrite tags).
+        unknown = {tid for tid in span_trace_ids if tid not in trace_rows}
+        unknown |= {tid for tid, r in trace_rows.items() if r.state == "IN_PROGRESS" and r.tags}
         with self._write(f"write {len(trace_rows)} traces and {len(span_rows)} spans") as conn:
-            stored = self._stored_states(conn, set(trace_rows) | set(span_trace_ids))
+            stored = self._stored_states(conn, unknown) if unknown else {}
             orphans = [tid for tid in span_trace_ids if tid not in stored and tid not in trace_rows]
             experiment_ids = {r.experiment_id for r in trace_rows.values()}
             self._ensure_experiments(conn, experiment_ids | ({"0"} if orphans else set()))
             self._upsert_traces(conn, trace_rows, stored)
             self._insert_orphan_traces(conn, orphans, span_rows)
             self._upsert_spans(conn, span_rows)
-            self._refresh_span_totals(conn, span_trace_ids)
+            # A trace gets its root span's name when the row had none (orphans, or a root
+            # that arrives after its trace row, as with OTLP ingest).
+            unnamed = sorted(
+                set(orphans)
+                | {tid for tid, row in trace_rows.items() if row.name is None}
+                | {
+                    r["trace_id"]
+                    for r in span_rows
+                    if r["parent_id"] is None and r["trace_id"] not in trace_rows
+                }
+            )
+            self._refresh_span_totals(conn, span_trace_ids, unnamed)
 
     def _stored_states(self, conn: Connection, trace_ids: set[str]) -> dict[str, str]:
         states: dict[str, str] = {}
+        query = self._statements.stored_states
         for chunk in self._chunks(sorted(trace_ids)):
-            query = sa.select(t.traces.c.trace_id, t.traces.c.state).where(
-                t.traces.c.trace_id.in_(chunk)
-            )
-            states.update({row.trace_id: row.state for row in conn.execute(query)})
+            states.update({row.trace_id: row.state for row in conn.execute(query, {"ids": chunk})})
         return states
 
     def _ensure_experiments(self, conn: Connection, experiment_ids: set[str]) -> None:
         """Create experiments that traces name but that do not exist, so nothing is lost."""
-        missing = experiment_ids - self._existing_experiments(conn, experiment_ids)
+        unknown = experiment_ids - self._known_experiments
+        if not unknown:
+            return
+        existing = self._existing_experiments(conn, unknown)
+        self._known_experiments |= existing
+        missing = unknown - existing
         for experiment_id in sorted(missing):
             logger.debug("Creating experiment %r on the fly for incoming traces", experiment_id)
             for name in (
@@ -248,10 +270,8 @@ class SqlStore:
     def _existing_experiments(self, conn: Connection, experiment_ids: set[str]) -> set[str]:
         if not experiment_ids:
             return set()
-        query = sa.select(t.experiments.c.experiment_id).where(
-            t.experiments.c.experiment_id.in_(sorted(experiment_ids))
-        )
-        return set(conn.execute(query).scalars())
+        query = self._statements.existing_experiments
+        return set(conn.execute(query, {"ids": sorted(experiment_ids)}).scalars())
 
     def _upsert_traces(
         self, conn: Connection, rows: dict[str, TraceRow], stored: dict[str, str]
@@ -260,32 +280,7 @@ class SqlStore:
         if not rows:
             return
         ordered = [rows[tid] for tid in sorted(rows)]
-        insert = self._insert(t.traces)
-        excluded = insert.excluded
-        keep_or_take = {
-            column: sa.func.coalesce(excluded[column], t.traces.c[column])
-            for column in (
-                "execution_duration",
-                "name",
-                "request_preview",
-                "response_preview",
-                "client_request_id",
-                "run_id",
-            )
-        }
-        # Stored states are OK, ERROR or IN_PROGRESS: "not IN_PROGRESS" is "final".
-        stale = sa.and_(excluded.state == "IN_PROGRESS", t.traces.c.state != "IN_PROGRESS")
-        statement = insert.on_conflict_do_update(
-            index_elements=[t.traces.c.trace_id],
-            set_={
-                "experiment_id": excluded.experiment_id,
-                "request_time": excluded.request_time,
-                "state": excluded.state,
-                **keep_or_take,
-            },
-            where=sa.not_(stale),
-        )
-        conn.execute(statement, [_trace_values(row) for row in ordered])
+        conn.execute(self._statements.trace_upsert, [_trace_values(row) for row in ordered])
         tags: list[dict[str, str]] = []
         kept_tags: list[dict[str, str]] = []
         metadata: list[dict[str, str]] = []
@@ -294,9 +289,13 @@ class SqlStore:
             target = kept_tags if is_stale else tags
             target.extend(_kv_rows("trace_id", row.trace_id, row.tags))
             metadata.extend(_kv_rows("trace_id", row.trace_id, row.metadata))
-        self._upsert_kv(conn, t.trace_tags, "trace_id", tags, overwrite=True)
-        self._upsert_kv(conn, t.trace_tags, "trace_id", kept_tags, overwrite=False)
-        self._upsert_kv(conn, t.trace_metadata, "trace_id", metadata, overwrite=False)
+        for statement, kv_rows in (
+            (self._statements.tags_overwrite, tags),
+            (self._statements.tags_keep, kept_tags),
+            (self._statements.metadata_keep, metadata),
+        ):
+            if kv_rows:
+                conn.execute(statement, kv_rows)
 
     def _upsert_kv(
         self,
@@ -339,48 +338,31 @@ class SqlStore:
             }
             for tid in orphans
         ]
-        insert = self._insert(t.traces).on_conflict_do_nothing(index_elements=["trace_id"])
-        conn.execute(insert, values)
+        conn.execute(self._statements.orphan_insert, values)
 
     def _upsert_spans(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        insert = self._insert(t.spans)
-        columns = [c.name for c in t.spans.columns if c.name not in ("trace_id", "span_id")]
-        statement = insert.on_conflict_do_update(
-            index_elements=[t.spans.c.trace_id, t.spans.c.span_id],
-            set_={name: insert.excluded[name] for name in columns},
-        )
-        conn.execute(statement, rows)
+        # Straight to the driver: SQLAlchemy's per-row parameter processing would cost more
+        # than the insert itself, and this runs for every exported span.
+        sql, order = self._span_upsert_sql
+        conn.exec_driver_sql(sql, [tuple(r[k] for k in order) for r in rows] if order else rows)
 
-    def _refresh_span_totals(self, conn: Connection, trace_ids: list[str]) -> None:
-        """Recompute token totals and span counts from the spans; name a nameless trace."""
-        if not trace_ids:
-            return
-        spans = t.spans.c
+    @functools.cached_property
+    def _span_upsert_sql(self) -> tuple[str, list[str] | None]:
+        """The span upsert compiled for this engine, and its positional parameter order."""
+        compiled = self._statements.span_upsert.compile(dialect=self._engine.dialect)
+        order = compiled.positiontup
+        return compiled.string, list(order) if order else None
 
-        def of_trace(expression: Any) -> Any:
-            return (
-                sa.select(expression).where(spans.trace_id == t.traces.c.trace_id).scalar_subquery()
-            )
-
-        root_name = (
-            sa.select(spans.name)
-            .where(spans.trace_id == t.traces.c.trace_id, spans.parent_id.is_(None))
-            .order_by(spans.start_time_ns)
-            .limit(1)
-            .scalar_subquery()
-        )
-        total = sa.func.coalesce(spans.total_tokens, spans.input_tokens + spans.output_tokens)
-        values = {
-            "input_tokens": of_trace(sa.func.sum(spans.input_tokens)),
-            "output_tokens": of_trace(sa.func.sum(spans.output_tokens)),
-            "total_tokens": of_trace(sa.func.sum(total)),
-            "span_count": of_trace(sa.func.count()),
-            "name": sa.func.coalesce(t.traces.c.name, root_name),
-        }
+    def _refresh_span_totals(
+        self, conn: Connection, trace_ids: list[str], unnamed: list[str]
+    ) -> None:
+        """Recompute token totals and span counts from the spans; name nameless traces."""
         for chunk in self._chunks(trace_ids):
-            conn.execute(t.traces.update().where(t.traces.c.trace_id.in_(chunk)).values(values))
+            conn.execute(self._statements.refresh_totals, {"ids": chunk})
+        for chunk in self._chunks(unnamed):
+            conn.execute(self._statements.fill_names, {"ids": chunk})
 
     # --- traces: read --------------------------------------------------------------------
 
@@ -1029,6 +1011,8 @@ def searchable_attributes(text: str) -> str:
     strings, ``\\u0000`` and lone surrogates become U+FFFD, and text that is not a JSON
     object is kept under ``threadline.unparsed`` rather than dropped.
     """
+    if text == "{}":
+        return text
     try:
         value = json.loads(text)
     except (ValueError, TypeError, RecursionError):

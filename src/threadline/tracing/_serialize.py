@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 _MAX_DEPTH = 40
 _MAX_REPR = 100_000
+_encoder: Any = None
 
 
 def snapshot(value: Any, _depth: int = 0) -> Any:
@@ -111,8 +112,11 @@ def to_json(value: Any, max_chars: int) -> str:
     """Compact JSON text of a snapshot; past ``max_chars`` a truncation marker is stored."""
     import json
 
+    global _encoder
+    if _encoder is None:  # one encoder: json.dumps with options builds a new one per call
+        _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     try:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = _encoder.encode(value)
     except (TypeError, ValueError, RecursionError):
         text = json.dumps(
             _jsonable(value, 0), ensure_ascii=False, separators=(",", ":"), default=_safe_repr
