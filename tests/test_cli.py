@@ -420,3 +420,42 @@ def test_console_script(logged: Logged):
     assert bad.returncode == 1 and bad.stdout == ""
     assert "Traceback" not in bad.stderr
     assert_one_line_error(bad.stderr, "nonsense")
+
+
+def test_delete_older_than_days_is_retention_by_age(tmp_path, capsys):
+    import time as _time
+
+    from threadline.client import ThreadlineClient
+
+    uri = f"sqlite:///{tmp_path}/retention.db"
+    threadline.set_tracking_uri(uri)
+    client = ThreadlineClient()
+    old = client.start_trace("old")
+    client.end_trace(old.trace_id)
+    threadline.flush_trace_async_logging()
+    # make the first trace 3 days old, directly in the store
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "retention.db") as conn:
+        conn.execute(
+            "update traces set request_time = ? where trace_id = ?",
+            (int(_time.time() * 1000) - 3 * 86_400_000, old.trace_id),
+        )
+    fresh = client.start_trace("fresh")
+    client.end_trace(fresh.trace_id)
+    threadline.flush_trace_async_logging()
+    code = main(
+        [
+            "traces",
+            "delete",
+            "--tracking-uri",
+            uri,
+            "--experiment-id",
+            "0",
+            "--older-than-days",
+            "2",
+        ]
+    )
+    assert code == 0 and "Deleted 1 traces" in capsys.readouterr().out
+    assert client.get_trace(old.trace_id) is None
+    assert client.get_trace(fresh.trace_id) is not None

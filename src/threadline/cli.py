@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     _add_traces_commands(groups)
     _add_experiments_commands(groups)
+    _add_server_commands(groups)
     return parser
 
 
@@ -172,9 +174,18 @@ def _add_traces_commands(groups: Any) -> None:
         metavar="TS",
         help="delete traces that started before this time (ms since the epoch), oldest first",
     )
+    which.add_argument(
+        "--older-than-days",
+        type=_non_negative_float,
+        metavar="DAYS",
+        help="retention: delete traces that started more than DAYS days ago, oldest first",
+    )
     which.add_argument("--trace-id", dest="trace_ids", action="extend", nargs="+", metavar="ID")
     cmd.add_argument(
-        "--max-traces", type=_positive_int, metavar="N", help="with --older-than-ms: at most N"
+        "--max-traces",
+        type=_positive_int,
+        metavar="N",
+        help="with --older-than-ms/--older-than-days: at most N",
     )
     cmd.set_defaults(handler=_traces_delete)
 
@@ -205,6 +216,12 @@ def _add_experiments_commands(groups: Any) -> None:
     cmd.set_defaults(handler=_experiments_create)
 
 
+def _add_server_commands(groups: Any) -> None:
+    from threadline.server.main import add_server_command  # FastAPI loads only when it runs
+
+    add_server_command(groups)
+
+
 def _tracking_uri(text: str) -> str:
     from threadline._tracking_uri import _validate
 
@@ -220,6 +237,16 @@ def _positive_int(text: str) -> int:
 
 def _non_negative_int(text: str) -> int:
     return _bounded_int(text, 0, "a non-negative integer")
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
+    return value
 
 
 def _bounded_int(text: str, least: int, what: str) -> int:
@@ -300,14 +327,17 @@ def _traces_show(args: argparse.Namespace) -> int:
 
 
 def _traces_delete(args: argparse.Namespace) -> int:
-    if args.max_traces is not None and args.older_than_ms is None:
+    cutoff = args.older_than_ms
+    if args.older_than_days is not None:
+        cutoff = int(time.time() * 1000 - args.older_than_days * 86_400_000)
+    if args.max_traces is not None and cutoff is None:
         raise UsageError(
-            "argument --max-traces: only allowed with --older-than-ms "
+            "argument --max-traces: only allowed with --older-than-ms or --older-than-days "
             f"(see '{PROG} traces delete --help')"
         )
     count = _open(args).delete_traces(
         args.experiment_id,
-        max_timestamp_millis=args.older_than_ms,
+        max_timestamp_millis=cutoff,
         max_traces=args.max_traces,
         trace_ids=args.trace_ids,
     )
