@@ -41,9 +41,23 @@ ensure_postgres() {
     say "PostgreSQL did not come up at 127.0.0.1:5432 within 30 s"
 }
 
+# Debian's Chromium for the browser tests (Playwright drives it; it never downloads one).
+ensure_chromium() {
+    [ -x /usr/bin/chromium ] && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        say "Installing Chromium (apt-get) for the browser tests"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+            >/tmp/threadline-chromium.log 2>&1 \
+            || say "Chromium could not be installed (browser tests skip, or fail under CI)"
+    else
+        say "Chromium is missing: apt-get install -y chromium (browser tests skip, or fail under CI)"
+    fi
+}
+
 ensure_venv
 ensure_installed ".[dev]" dev "threadline, pytest"
 ensure_postgres
+ensure_chromium
 
 say "ruff check src tests"
 ruff_status=0

@@ -62,6 +62,7 @@ __all__ = [
     "SpanType",
     "__version__",
     "active_run",
+    "autolog",
     "client",
     "config",
     "end_run",
@@ -103,9 +104,7 @@ def __getattr__(name: str) -> object:
         except ModuleNotFoundError as exc:
             if exc.name not in ("threadline.integrations", f"threadline.integrations.{name}"):
                 raise
-            raise AttributeError(
-                f"threadline has no {name} integration in this version"
-            ) from None
+            raise AttributeError(f"threadline has no {name} integration in this version") from None
     else:
         raise AttributeError(f"module 'threadline' has no attribute {name!r}")
     globals()[name] = value

@@ -188,6 +188,12 @@ TRACE_SAMPLING_RATIO: Setting[float] = Setting(
     1.0,
     "Share of traces recorded, from 0 to 1, decided at the root span; children follow it.",
 )
+MAX_TRACES_TO_DISPLAY_IN_NOTEBOOK: Setting[int] = Setting(
+    "THREADLINE_MAX_TRACES_TO_DISPLAY_IN_NOTEBOOK",
+    _parse_positive_int,
+    10,
+    "Most traces rendered inline in one Jupyter cell output.",
+)
 SPOOL_DIR: Setting[str | None] = Setting(
     "THREADLINE_SPOOL_DIR",
     _parse_str,
@@ -264,6 +270,7 @@ ALL_SETTINGS: tuple[Setting[Any], ...] = (
     TRACE_TIMEOUT_SECONDS,
     TRACE_TIMEOUT_CHECK_INTERVAL_SECONDS,
     TRACE_SAMPLING_RATIO,
+    MAX_TRACES_TO_DISPLAY_IN_NOTEBOOK,
     SPOOL_DIR,
     SPOOL_MAX_BYTES,
     OTLP_EXPORT_ONLY,

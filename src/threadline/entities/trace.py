@@ -115,7 +115,7 @@ class TraceData:
         return cls(spans=[Span.from_dict(s) for s in data.get("spans") or []])
 
 
-@dataclass
+@dataclass(repr=False)
 class Trace:
     """A whole trace: ``info`` and ``data``."""
 
@@ -135,6 +135,19 @@ class Trace:
     @classmethod
     def from_json(cls, text: str) -> Trace:
         return cls.from_dict(json.loads(text))
+
+    def __repr__(self) -> str:
+        info = self.info
+        return (
+            f"Trace(trace_id={info.trace_id!r}, name={info.name!r}, state={info.state.value!r}, "
+            f"experiment_id={info.experiment_id!r}, spans={len(self.data.spans)})"
+        )
+
+    def _repr_html_(self) -> str | None:
+        """Jupyter shows the interactive trace view (``None`` while notebook display is off)."""
+        from threadline.tracing.display import trace_html
+
+        return trace_html(self)
 
     def search_spans(self, *, name: str | None = None, span_type: str | None = None) -> list[Span]:
         """Spans matching a name and/or span type."""

@@ -111,6 +111,8 @@ def _begin_root(
     ratio = RT.sampling_ratio if sampling_ratio is None else sampling_ratio
     if ratio < 1.0 and random() >= ratio:
         return NOOP_SPAN
+    if not RT.display_checked:
+        _check_notebook()
     now = time_ns()
     runs = _context.active_runs.get()
     state = TraceState(
@@ -161,10 +163,25 @@ def end_span(
             state.ended = True
             RT.last_trace_id = state.trace_id
             pipeline.on_root_end(span)
+            if RT.on_trace_end is not None:
+                RT.on_trace_end(state.trace_id)
         else:
             pipeline.on_span_end(span)
     except Exception as error:
         _safety.internal_error("end-span", error)
+
+
+def _check_notebook() -> None:
+    """Once per process: if this is a Jupyter/IPython session, turn on inline display."""
+    RT.display_checked = True
+    import sys
+
+    if "IPython" in sys.modules:
+        try:
+            from threadline.tracing import display
+        except ImportError:  # a build without the display module: nothing to show
+            return
+        display.install_if_notebook()
 
 
 def _run_processors(span: LiveSpan) -> None:

@@ -35,6 +35,10 @@ class Runtime:
         self.pipeline: ExportPipeline | None = None
         self.notebook_display = True
         self.sampling_ratio = 1.0
+        # Notebook display: checked once, at the first trace; when a notebook is found the
+        # display module sets ``on_trace_end`` (called with each finished trace's id).
+        self.display_checked = False
+        self.on_trace_end: Callable[[str], None] | None = None
         self.trace_timeout_s: float | None = None
         # Spans opened through the low-level client API, by (trace_id, span_id).
         self.client_spans: dict[tuple[str, str], LiveSpan] = {}
