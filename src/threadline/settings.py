@@ -84,6 +84,13 @@ def _parse_headers(text: str) -> dict[str, str]:
     return headers
 
 
+def _parse_tokens(text: str) -> tuple[str, ...]:
+    tokens = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not tokens:
+        raise ValueError("expected comma-separated tokens")
+    return tokens
+
+
 def _parse_str(text: str) -> str:
     value = text.strip()
     if not value:
@@ -116,6 +123,13 @@ class Setting(_Generic[T]):
 
     def is_set(self) -> bool:
         return bool(os.environ.get(self.name))
+
+    def export(self, value: str | None) -> None:
+        """Set (or with ``None`` remove) the variable for child processes, e.g. server workers."""
+        if value is None:
+            os.environ.pop(self.name, None)
+        else:
+            os.environ[self.name] = value
 
 
 TRACKING_URI: Setting[str | None] = Setting(
@@ -258,6 +272,38 @@ OTEL_SERVICE_NAME: Setting[str] = Setting(
     "service.name resource attribute of exported OTLP spans.",
 )
 
+SERVER_BACKEND_STORE_URI: Setting[str | None] = Setting(
+    "THREADLINE_SERVER_BACKEND_STORE_URI",
+    _parse_str,
+    None,
+    "Store of `threadline server` (sqlite:///… or postgresql://…). "
+    "Default: sqlite:///threadline.db in the current directory.",
+)
+SERVER_AUTH_TOKENS: Setting[tuple[str, ...]] = Setting(
+    "THREADLINE_SERVER_AUTH_TOKENS",
+    _parse_tokens,
+    (),
+    "Comma-separated bearer tokens with full access to `threadline server` (unset: no auth).",
+)
+SERVER_AUTH_TOKENS_FILE: Setting[str | None] = Setting(
+    "THREADLINE_SERVER_AUTH_TOKENS_FILE",
+    _parse_str,
+    None,
+    "File of `threadline server` tokens, one per line: token [read|write] [ids,…|*].",
+)
+SERVER_MAX_BODY_BYTES: Setting[int] = Setting(
+    "THREADLINE_SERVER_MAX_BODY_BYTES",
+    _parse_positive_int,
+    32 * 1024 * 1024,
+    "Largest request body `threadline server` accepts, after gzip decompression (413 above).",
+)
+SERVER_INGEST_QUEUE_SIZE: Setting[int] = Setting(
+    "THREADLINE_SERVER_INGEST_QUEUE_SIZE",
+    _parse_positive_int,
+    100_000,
+    "Span and trace rows `threadline server` holds before writing; when full, ingest gets 503.",
+)
+
 ALL_SETTINGS: tuple[Setting[Any], ...] = (
     TRACKING_URI,
     EXPERIMENT_ID,
@@ -281,4 +327,9 @@ ALL_SETTINGS: tuple[Setting[Any], ...] = (
     OTEL_PROTOCOL,
     OTEL_TRACES_PROTOCOL,
     OTEL_SERVICE_NAME,
+    SERVER_BACKEND_STORE_URI,
+    SERVER_AUTH_TOKENS,
+    SERVER_AUTH_TOKENS_FILE,
+    SERVER_MAX_BODY_BYTES,
+    SERVER_INGEST_QUEUE_SIZE,
 )

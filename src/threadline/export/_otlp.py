@@ -257,6 +257,13 @@ def _trace_attributes(trace: TraceRow) -> Attributes:
         "threadline.trace.tags": _dumps(trace.tags),
         "threadline.trace.metadata": _dumps(trace.metadata),
     }
+    for key, value in (
+        ("threadline.trace.request_preview", trace.request_preview),
+        ("threadline.trace.response_preview", trace.response_preview),
+        ("threadline.trace.client_request_id", trace.client_request_id),
+    ):
+        if value is not None:
+            attributes[key] = value
     for key, otel_key in (
         (TraceMetadataKey.SESSION_ID, "session.id"),
         (TraceMetadataKey.USER, "user.id"),

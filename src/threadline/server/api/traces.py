@@ -1,0 +1,179 @@
+"""``/api/v1/traces``: log a batch of rows (the SDK's path), get, search, delete, tag.
+
+``POST /traces/batch`` goes through the same queue and writer as OTLP ingest. By default
+it answers once the rows are written (200), so a client that flushes before it reads sees
+its traces; ``x-threadline-sync: 0`` answers as soon as they are queued (202).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from threadline.entities.trace import Trace, TraceInfo
+from threadline.errors import ResourceNotFoundError
+from threadline.server.api import PathId, PrincipalDep, QueryKey, StoreDep, json_response, page
+from threadline.server.api.schemas import (
+    DeletedCount,
+    DeleteTraces,
+    Id,
+    LogTraces,
+    LogTracesResponse,
+    OrderBy,
+    SearchTraces,
+    SetTag,
+    Text,
+    TraceInfoResponse,
+    TraceList,
+    TraceResponse,
+)
+from threadline.server.auth import Principal
+from threadline.server.ingest.conventions import bounded_json
+from threadline.server.ingest.routes import accept_rows, parse_sync
+from threadline.store.base import SpanRow, Store, TraceRow
+
+router = APIRouter(prefix="/traces", tags=["traces"])
+
+
+@router.post(
+    "/batch", response_model=LogTracesResponse, responses={202: {"model": LogTracesResponse}}
+)
+async def log_traces(
+    body: LogTraces,
+    request: Request,
+    who: PrincipalDep,
+    x_threadline_sync: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Upsert trace rows then span rows (``store.log_batch`` semantics; idempotent)."""
+    traces, spans = await run_in_threadpool(_rows, body)
+    wait = parse_sync(x_threadline_sync, default=True)
+    written = await accept_rows(request, who, traces, spans, wait=wait)
+    content = {"traces": len(traces), "spans": len(spans), "written": written}
+    return json_response(content, 200 if written else 202)
+
+
+@router.post("/search", response_model=TraceList)
+def search_traces(body: SearchTraces, store: StoreDep, who: PrincipalDep) -> Response:
+    """Traces matching the filter language, one page at a time (newest first by default)."""
+    return _search(store, who, body)
+
+
+@router.get("", response_model=TraceList)
+def list_traces(
+    store: StoreDep,
+    who: PrincipalDep,
+    experiment_id: Annotated[list[Id] | None, Query(max_length=400)] = None,
+    filter_string: Annotated[Text | None, Query(max_length=10_000)] = None,
+    max_results: Annotated[int, Query(ge=1, le=50_000)] = 100,
+    order_by: Annotated[OrderBy | None, Query()] = None,
+    page_token: Annotated[Text | None, Query(max_length=1000)] = None,
+    run_id: Annotated[Id | None, Query()] = None,
+    include_spans: bool = False,
+) -> Response:
+    """``POST /traces/search`` as a GET (``experiment_id`` and ``order_by`` repeat)."""
+    query = SearchTraces(
+        experiment_ids=experiment_id,
+        filter_string=filter_string,
+        max_results=max_results,
+        order_by=order_by,
+        page_token=page_token,
+        run_id=run_id,
+        include_spans=include_spans,
+    )
+    return _search(store, who, query)
+
+
+@router.post("/delete", response_model=DeletedCount)
+def delete_traces(body: DeleteTraces, store: StoreDep, who: PrincipalDep) -> Response:
+    """Delete an experiment's traces by age (oldest first, at most ``max_traces``) or by ids."""
+    who.require_write(body.experiment_id)
+    deleted = store.delete_traces(
+        body.experiment_id,
+        max_timestamp_millis=body.max_timestamp_millis,
+        max_traces=body.max_traces,
+        trace_ids=body.trace_ids,
+    )
+    return json_response({"deleted": deleted})
+
+
+@router.get("/{trace_id}", response_model=TraceResponse)
+def get_trace(trace_id: PathId, store: StoreDep, who: PrincipalDep) -> Response:
+    """The trace with all its spans."""
+    trace = store.get_trace(trace_id)
+    if trace is None or not who.can_read(trace.info.experiment_id):
+        raise _not_found(trace_id)
+    return json_response({"trace": trace.to_dict()})
+
+
+@router.get("/{trace_id}/info", response_model=TraceInfoResponse)
+def get_trace_info(trace_id: PathId, store: StoreDep, who: PrincipalDep) -> Response:
+    """The trace's summary, without spans."""
+    return json_response({"trace_info": _visible_info(store, who, trace_id).to_dict()})
+
+
+@router.post("/{trace_id}/tags", response_model=TraceInfoResponse)
+def set_trace_tag(trace_id: PathId, body: SetTag, store: StoreDep, who: PrincipalDep) -> Response:
+    who.require_write(_visible_info(store, who, trace_id).experiment_id)
+    store.set_trace_tag(trace_id, body.key, body.value)
+    return json_response({"trace_info": _visible_info(store, who, trace_id).to_dict()})
+
+
+@router.delete("/{trace_id}/tags", response_model=TraceInfoResponse)
+def delete_trace_tag(
+    trace_id: PathId, key: QueryKey, store: StoreDep, who: PrincipalDep
+) -> Response:
+    who.require_write(_visible_info(store, who, trace_id).experiment_id)
+    store.delete_trace_tag(trace_id, key)
+    return json_response({"trace_info": _visible_info(store, who, trace_id).to_dict()})
+
+
+def _search(store: Store, who: Principal, query: SearchTraces) -> Response:
+    traces, token = store.search_traces(
+        experiment_ids=who.readable_ids(query.experiment_ids),
+        filter_string=query.filter_string,
+        max_results=query.max_results,
+        order_by=query.order_by,
+        page_token=query.page_token,
+        run_id=query.run_id,
+        include_spans=query.include_spans,
+    )
+    return page("traces", [_trace_dict(t, query.include_spans) for t in traces], token)
+
+
+def _trace_dict(trace: Trace, include_spans: bool) -> dict[str, object]:
+    data = trace.to_dict()
+    if not include_spans:
+        data["data"] = {"spans": []}
+    return data
+
+
+def _visible_info(store: Store, who: Principal, trace_id: str) -> TraceInfo:
+    info = store.get_trace_info(trace_id)
+    if info is None or not who.can_read(info.experiment_id):
+        raise _not_found(trace_id)
+    return info
+
+
+def _not_found(trace_id: str) -> ResourceNotFoundError:
+    return ResourceNotFoundError(f"No trace with id {trace_id!r}.")
+
+
+def _rows(body: LogTraces) -> tuple[list[TraceRow], list[SpanRow]]:
+    """Store rows from the request; payloads nested too deeply are kept as text."""
+    traces = [TraceRow(**row.model_dump()) for row in body.traces]
+    spans = [
+        SpanRow(
+            **{
+                **row.model_dump(),
+                "inputs_json": bounded_json(row.inputs_json),
+                "outputs_json": bounded_json(row.outputs_json),
+                "attributes_json": bounded_json(row.attributes_json),
+                "events_json": bounded_json(row.events_json),
+            }
+        )
+        for row in body.spans
+    ]
+    return traces, spans

@@ -1,0 +1,164 @@
+"""``POST /v1/traces`` (OTLP/HTTP, protobuf or JSON), and ``accept_rows``: the way every
+transport hands decoded rows to the ingest queue.
+
+OTLP success is answered once the rows are in the queue; ``x-threadline-sync: 1`` waits
+until they are written (read-your-writes for a client that then queries the API).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from threadline.errors import ThreadlineError
+from threadline.server.api import ERRORS, PrincipalDep
+from threadline.server.auth import Principal
+from threadline.server.errors import ApiError
+from threadline.server.ingest.decode import (
+    JSON_TYPE,
+    DecodedBatch,
+    UnsupportedContentType,
+    decode_request,
+    media_type,
+)
+from threadline.server.ingest.writer import (
+    BatchWriter,
+    QueueFullError,
+    WriterClosedError,
+    wait_written,
+)
+from threadline.store.base import SpanRow, Store, TraceRow
+
+router = APIRouter(tags=["ingest"])
+
+_OTLP_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+            "application/json": {"schema": {"type": "object"}},
+        },
+    }
+}
+_OTLP_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "ExportTraceServiceResponse, in the encoding of the request",
+        "content": {"application/x-protobuf": {}, "application/json": {}},
+    },
+    **ERRORS,
+}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+@router.post(
+    "/v1/traces",
+    openapi_extra=_OTLP_BODY,
+    responses=_OTLP_RESPONSE,
+    response_class=Response,
+    summary="OTLP/HTTP trace export",
+)
+async def export_traces(
+    request: Request,
+    who: PrincipalDep,
+    x_threadline_experiment_id: Annotated[str | None, Header()] = None,
+    x_threadline_sync: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Ingest OTLP spans into the experiment of the header, the resource attribute
+    ``threadline.experiment_id``, or ``"0"``."""
+    content_type = request.headers.get("content-type")
+    try:
+        kind = media_type(content_type)
+    except UnsupportedContentType as exc:
+        raise ApiError(415, str(exc)) from None
+    body = await request.body()
+    batch = await run_in_threadpool(decode_request, body, kind, x_threadline_experiment_id)
+    wait = parse_sync(x_threadline_sync, default=False)
+    await accept_rows(request, who, batch.traces, batch.spans, wait=wait)
+    return _otlp_response(kind, batch)
+
+
+async def accept_rows(
+    request: Request,
+    who: Principal,
+    traces: Sequence[TraceRow],
+    spans: Sequence[SpanRow],
+    *,
+    wait: bool,
+) -> bool:
+    """Check write access, queue the rows; with ``wait``, return once they are written.
+
+    Returns whether they were written. Raises ``ApiError``: 403, 503 (queue full, shutting
+    down, or the write still pending after the wait), or 400 if the store refused them.
+    """
+    if not who.write:
+        raise ApiError(403, "This token is read-only.")
+    if who.scoped:
+        await run_in_threadpool(_check_trace_access, request.app.state.store, who, traces, spans)
+    writer: BatchWriter = request.app.state.writer
+    settings = request.app.state.settings
+    try:
+        done = writer.submit(traces, spans, wait=wait)
+    except QueueFullError as exc:
+        raise ApiError(503, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
+    except WriterClosedError as exc:
+        raise ApiError(503, str(exc), headers={"Retry-After": "5"}) from None
+    if done is None:
+        return False
+    try:
+        written = await wait_written(done, settings.sync_wait_seconds)
+    except WriterClosedError as exc:
+        raise ApiError(503, str(exc), headers={"Retry-After": "5"}) from None
+    except ThreadlineError as exc:  # refused by the store while it answers: bad data
+        raise ApiError(400, f"The store refused the batch: {exc}") from None
+    if not written:
+        raise ApiError(
+            503,
+            "The batch is queued but not yet written (the store is slow or unavailable); "
+            "sending it again is safe.",
+            headers={"Retry-After": str(settings.retry_after_seconds)},
+        )
+    return True
+
+
+def parse_sync(value: str | None, *, default: bool) -> bool:
+    """The ``x-threadline-sync`` header: wait for the write (1) or not (0)."""
+    if value is None:
+        return default
+    text = value.strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ApiError(400, f"Header x-threadline-sync must be 1 or 0, got {value[:20]!r}.")
+
+
+def _check_trace_access(
+    store: Store, who: Principal, traces: Sequence[TraceRow], spans: Sequence[SpanRow]
+) -> None:
+    """A token limited to some experiments writes only there, also into traces that exist."""
+    for row in traces:
+        who.require_write(row.experiment_id)
+    rowless = {s.trace_id for s in spans} - {t.trace_id for t in traces}
+    for trace_id in sorted({t.trace_id for t in traces} | rowless):
+        info = store.get_trace_info(trace_id)
+        if info is not None and not who.can_write(info.experiment_id):
+            raise ApiError(403, f"This token may not write to trace {trace_id!r}.")
+        if info is None and trace_id in rowless:
+            who.require_write("0")  # the store files spans of unknown traces under "0"
+
+
+def _otlp_response(kind: str, batch: DecodedBatch) -> Response:
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceResponse,
+    )
+
+    message = ExportTraceServiceResponse()
+    if batch.rejected_spans:
+        message.partial_success.rejected_spans = batch.rejected_spans
+        message.partial_success.error_message = batch.error_message
+    if kind == JSON_TYPE:
+        return Response(json_format.MessageToJson(message, indent=None), media_type=JSON_TYPE)
+    return Response(message.SerializeToString(), media_type="application/x-protobuf")

@@ -1,0 +1,217 @@
+"""``threadline server``: its options, and running the app under uvicorn.
+
+The store is opened (and its schema upgraded) once, in this process, before any worker
+starts; the socket is bound here too, so the startup line can print the real URL (also
+with ``--port 0``). With ``--workers N`` uvicorn's own supervisor runs N processes on that
+socket; each builds its app with ``app_from_environment`` from the ``THREADLINE_SERVER_*``
+variables exported here. SIGTERM or SIGINT stops the server gracefully: requests in
+flight finish and the ingest queue is drained into the store.
+
+FastAPI and uvicorn are imported only when the server runs (``threadline --help`` stays
+fast, and the SDK never needs them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from threadline.errors import InvalidArgumentError
+from threadline.server import config as cfg
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+APP_FACTORY = "threadline.server.main:app_from_environment"
+GRACEFUL_SHUTDOWN_SECONDS = 30
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_INSTALL_HINT = "pip install 'threadline[server]'"
+
+
+def add_server_command(groups: Any) -> None:
+    """Add ``server`` to the CLI's sub-commands."""
+    cmd = groups.add_parser(
+        "server", help="run the tracking server (REST API and OpenTelemetry ingest)"
+    )
+    cmd.add_argument("--host", default=cfg.DEFAULT_HOST, help="default: 127.0.0.1")
+    cmd.add_argument("--port", type=_port, default=cfg.DEFAULT_PORT, help="default: 5000")
+    cmd.add_argument(
+        "--backend-store-uri",
+        metavar="URI",
+        help="sqlite:///path.db or postgresql://… (default: $THREADLINE_SERVER_BACKEND_STORE_URI, "
+        "else sqlite:///threadline.db in the current directory)",
+    )
+    cmd.add_argument("--workers", type=_positive, default=1, metavar="N", help="processes")
+    cmd.add_argument(
+        "--auth-token",
+        dest="auth_tokens",
+        action="append",
+        metavar="TOKEN",
+        help="require 'Authorization: Bearer TOKEN' (repeat for more tokens)",
+    )
+    cmd.add_argument(
+        "--auth-tokens-file",
+        metavar="PATH",
+        help="tokens with rights, one per line: token [read|write] [experiment_id,...|*]",
+    )
+    cmd.set_defaults(handler=run_server)
+
+
+def run_server(args: argparse.Namespace) -> int:
+    """Open the store, bind, print the startup line and serve until SIGTERM/SIGINT."""
+    _require_packages()
+    from threadline.export._destination import absolute_uri
+    from threadline.store import get_store
+
+    uri = absolute_uri(args.backend_store_uri or cfg.STORE_URI.get() or cfg.DEFAULT_STORE_URI)
+    tokens, tokens_file = _token_sources(args)
+    grants = cfg.grants_from_tokens(tokens)
+    if tokens_file is not None:
+        grants.extend(cfg.grants_from_file(tokens_file))
+    settings = cfg.ServerSettings(
+        auth_tokens=tuple(grants),
+        max_body_bytes=cfg.MAX_BODY_BYTES.get(),
+        ingest_queue_rows=cfg.INGEST_QUEUE_SIZE.get(),
+    )
+    store = get_store(uri)
+    sock = _bind(args.host, args.port)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    auth = f"auth on ({len(grants)} tokens)" if grants else "auth off"
+    print(
+        f"threadline server listening on http://{shown}:{port} "
+        f"(store {_masked(uri)}, {args.workers} worker{'s' if args.workers > 1 else ''}, {auth})",
+        flush=True,
+    )
+    if not grants and args.host not in _LOOPBACK:
+        print(f"threadline: warning: auth is off and the server listens on {args.host}", flush=True)
+    if args.workers == 1:
+        _serve_one(settings, store, sock)
+    else:
+        store.close()  # each worker opens its own connections
+        cfg.export_for_workers(
+            {
+                cfg.STORE_URI: uri,
+                cfg.AUTH_TOKENS: ",".join(tokens) or None,
+                cfg.AUTH_TOKENS_FILE: tokens_file,
+            }
+        )
+        _serve_many(args.workers, sock)
+    return 0
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process (``--workers N``), configured from the environment."""
+    from threadline.server.app import create_app
+    from threadline.store import get_store
+
+    uri, settings = cfg.settings_from_environment()
+    return create_app(settings, get_store(uri))
+
+
+def _serve_one(settings: cfg.ServerSettings, store: Any, sock: socket.socket) -> None:
+    import uvicorn
+
+    from threadline.server.app import create_app
+
+    app = create_app(settings, store)
+    config = uvicorn.Config(app, lifespan="on", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+    with _signals_end_quietly():
+        uvicorn.Server(config).run(sockets=[sock])
+
+
+def _serve_many(workers: int, sock: socket.socket) -> None:
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(
+        APP_FACTORY,
+        factory=True,
+        workers=workers,
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+    Multiprocess(config, sockets=[sock]).run()
+
+
+@contextmanager
+def _signals_end_quietly() -> Iterator[None]:
+    """uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, to the handlers it found:
+    make those no-ops so a clean shutdown exits 0 instead of dying of the signal."""
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _token_sources(args: argparse.Namespace) -> tuple[list[str], str | None]:
+    """Tokens and tokens file from the flags when any is given, else from the environment."""
+    import os.path
+
+    if args.auth_tokens or args.auth_tokens_file:
+        tokens, path = list(args.auth_tokens or []), args.auth_tokens_file
+    else:
+        tokens, path = list(cfg.AUTH_TOKENS.get()), cfg.AUTH_TOKENS_FILE.get()
+    return tokens, None if path is None else os.path.abspath(path)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InvalidArgumentError(
+            f"Cannot listen on {host}:{port}: {exc.strerror or exc}."
+        ) from None
+    sock.listen(2048)  # connections wait in the backlog until the server accepts them
+    sock.set_inheritable(True)
+    return sock
+
+
+def _masked(uri: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(uri).render_as_string(hide_password=True)
+    except Exception:  # never fail the startup line over a URI we could not parse
+        return "(store)"
+
+
+def _require_packages() -> None:
+    try:
+        import fastapi  # noqa: F401
+        import opentelemetry.proto  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise InvalidArgumentError(
+            f"threadline server needs {exc.name or 'its packages'}: run {_INSTALL_HINT}."
+        ) from None
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
