@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from threadline.store.base import Store
 
 DEFAULT_TRACKING_URI = "sqlite:///threadline.db"
-_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg://")
+_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg://", "http://", "https://")
 
 
 def set_tracking_uri(uri: str | os.PathLike[str]) -> None:
@@ -44,20 +44,17 @@ def get_tracking_uri() -> str:
 
 def _validate(uri: str) -> str:
     uri = uri.strip()
-    if uri.startswith(("http://", "https://")):
-        raise InvalidArgumentError(
-            f"Tracking URI {uri!r}: a tracking server is not supported by this version of "
-            "threadline; use sqlite:///path.db or postgresql://user@host:port/db."
-        )
     if not uri.startswith(_SCHEMES):
         if "://" not in uri and uri:
             raise InvalidArgumentError(
                 f"Tracking URI {uri!r} has no scheme. Did you mean 'sqlite:///{uri}'? "
-                "Accepted: sqlite:///path.db, postgresql://user@host:port/db."
+                "Accepted: sqlite:///path.db, postgresql://user@host:port/db, "
+                "http(s)://host:port (a threadline server)."
             )
         raise InvalidArgumentError(
             f"Tracking URI {uri!r} is not supported. "
-            "Accepted: sqlite:///path.db, postgresql://user@host:port/db."
+            "Accepted: sqlite:///path.db, postgresql://user@host:port/db, "
+            "http(s)://host:port (a threadline server)."
         )
     return uri
 

@@ -136,8 +136,15 @@ TRACKING_URI: Setting[str | None] = Setting(
     "THREADLINE_TRACKING_URI",
     _parse_str,
     None,
-    "Where traces go: sqlite:///path.db or postgresql://user@host:port/db. "
+    "Where traces go: sqlite:///path.db, postgresql://user@host:port/db or the URL of a "
+    "threadline server, http(s)://host:port. "
     "Default: sqlite:///threadline.db in the current directory.",
+)
+TRACKING_TOKEN: Setting[str | None] = Setting(
+    "THREADLINE_TRACKING_TOKEN",
+    _parse_str,
+    None,
+    "Bearer token sent to a threadline server tracking URI (when the server requires one).",
 )
 EXPERIMENT_ID: Setting[str | None] = Setting(
     "THREADLINE_EXPERIMENT_ID",
@@ -306,6 +313,7 @@ SERVER_INGEST_QUEUE_SIZE: Setting[int] = Setting(
 
 ALL_SETTINGS: tuple[Setting[Any], ...] = (
     TRACKING_URI,
+    TRACKING_TOKEN,
     EXPERIMENT_ID,
     TRACING_ENABLED,
     ASYNC_TRACE_LOGGING,
