@@ -4,8 +4,9 @@
 #   bash scripts/quickstart.sh
 #
 # Creates .venv (if missing) and installs threadline into it, runs examples/quickstart.py
-# in .quickstart/ (a fresh SQLite store each time), then lists the traces with the
-# `threadline` CLI and shows the one whose tool call failed. Safe to run again.
+# in .quickstart/ (a fresh SQLite store each time), lists the traces with the `threadline`
+# CLI and shows the one whose tool call failed, then serves the web UI on that store at
+# http://127.0.0.1:5000 (Ctrl-C stops it; --no-server or CI=true skips it). Safe to run again.
 # Needs Python >= 3.10 and pip; set PYTHON=/path/to/python to choose the interpreter.
 set -euo pipefail
 
@@ -53,3 +54,14 @@ Done. The traces are in $WORK/threadline.db. Explore them with:
   threadline traces list --filter "span.status = 'ERROR'"
   threadline traces show $trace_id --output json
 MSG
+
+# The web UI on the quickstart's store. Skipped with --no-server, THREADLINE_QUICKSTART_SERVER=0
+# or CI=true (so automation never blocks on a running server).
+if [ "${1:-}" = "--no-server" ] || [ "${THREADLINE_QUICKSTART_SERVER:-1}" = "0" ] \
+    || [ "${CI:-}" = "true" ]; then
+    exit 0
+fi
+ensure_installed ".[server]" quickstart-server fastapi
+PORT="${THREADLINE_QUICKSTART_PORT:-5000}"
+say "Web UI: open http://127.0.0.1:$PORT/#/experiments/$experiment_id  (the failed trace: http://127.0.0.1:$PORT/#/traces/$trace_id)  Ctrl-C stops it"
+exec "$THREADLINE" server --host 127.0.0.1 --port "$PORT" --backend-store-uri "sqlite:///$WORK/threadline.db"

@@ -27,6 +27,7 @@ from threadline.server.config import ServerSettings
 from threadline.server.errors import ApiJSONResponse, error_response, install_error_handlers
 from threadline.server.ingest.routes import router as ingest_router
 from threadline.server.ingest.writer import BatchWriter
+from threadline.server.ui_routes import ui_router
 from threadline.store.base import Store
 
 _GZIP = ("gzip", "x-gzip")
@@ -67,6 +68,7 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     app.include_router(health_router)
     app.include_router(api_router())
     app.include_router(ingest_router)
+    app.include_router(ui_router())
     app.add_middleware(BodyPolicy, max_bytes=settings.max_body_bytes)
     app.add_middleware(AuthMiddleware, grants=settings.auth_tokens)  # added last: runs first
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
