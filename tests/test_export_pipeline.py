@@ -246,3 +246,31 @@ def test_postgres_end_to_end(postgres_uri):
     assert len(trace.data.spans) == 4
     failed = threadline.search_traces(filter_string="span.status = 'ERROR'", return_type="list")
     assert [t.info.trace_id for t in failed] == [trace.info.trace_id]
+
+
+def test_a_span_ended_while_this_thread_is_writing_does_not_deadlock(db):
+    """A garbage-collection finalizer can end a span in the middle of a write (sync mode)."""
+    pipeline = get_pipeline()
+    ended_inside = []
+
+    class Reentrant:
+        kind = "store"
+
+        def target(self):
+            return f"sqlite:///{db}"
+
+        def write(self, traces, spans):
+            if not ended_inside:
+                ended_inside.append(True)
+                with threadline.start_span("ended-during-a-write"):
+                    pass  # its root end flushes: re-entry on the writing thread
+            StoreDestination(self.target()).write(traces, spans)
+
+    from threadline.export._destination import StoreDestination
+
+    pipeline.set_destination(Reentrant())
+    with threadline.start_span("outer"):
+        pass
+    report = threadline.flush_trace_async_logging()
+    assert ended_inside and report.exported_traces == 2
+    assert _rows(db, "select count(*) from traces where state = 'OK'") == [(2,)]

@@ -6,7 +6,8 @@
   (``{"type": "error", "error": {"type", "message"}}``); ``"error-stream"``: a stream
   that sends an ``error`` event after the first text delta, as the API does when overloaded.
 - ``tools`` given and the last user message holds no ``tool_result``: a text block and a
-  ``tool_use`` of the first tool with ``{"city": "Paris"}`` (stop reason ``tool_use``).
+  ``tool_use`` of the first tool with ``{"city": "Paris"}`` (stop reason ``tool_use``);
+  ``output_config.format`` given (structured output): the JSON text ``{"answer": "42"}``.
 - otherwise the text ``REPLY``; streamed word by word (``max_tokens`` chunks when it is
   below 100).
 
@@ -26,6 +27,7 @@ from tests.integrations._fake_openai import Reply, SSEServer
 
 REPLY = "Hello! How can I help you today?"
 TOOL_INPUT = {"city": "Paris"}
+STRUCTURED = '{"answer": "42"}'
 INPUT_TOKENS = 10
 CACHE_READ_TOKENS = 5
 CACHE_CREATION_TOKENS = 2
@@ -101,6 +103,8 @@ def _reply(body: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
             "input": TOOL_INPUT,
         }
         return [{"type": "text", "text": "Let me check."}, tool], "tool_use"
+    if (body.get("output_config") or {}).get("format"):
+        return [{"type": "text", "text": STRUCTURED}], "end_turn"
     return [{"type": "text", "text": "".join(pieces(body)), "parts": pieces(body)}], "end_turn"
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import sys
 from typing import Any
 
 import anthropic
 import pytest
+from pydantic import BaseModel
 
 import threadline
 from tests.integrations import _fake_anthropic as fake
@@ -364,6 +366,25 @@ def test_token_usage_summed_in_the_stored_trace(tmp_path, anthropic_client):
     trace = threadline.get_trace(threadline.get_last_active_trace_id())
     assert trace is not None
     assert trace.info.token_usage == {k: 2 * v for k, v in TOKEN_USAGE.items()}
+
+
+class Answer(BaseModel):
+    answer: str
+
+
+def test_parse_structured_output(captured, anthropic_client):
+    threadline.anthropic.autolog()
+    message = anthropic_client.messages.parse(
+        model=MODEL, max_tokens=1024, messages=MESSAGES, output_format=Answer
+    )
+    assert message.parsed_output == Answer(answer="42")
+    span = only_span(captured)
+    assert span.name == "anthropic.messages.parse"
+    assert span.outputs == json.loads(json.dumps(message.model_dump()))
+    assert span.attributes[cf.CHAT_MESSAGES][-1] == {
+        "role": "assistant",
+        "content": fake.STRUCTURED,
+    }
 
 
 def test_missing_library_names_the_pip_command(monkeypatch):

@@ -79,6 +79,11 @@ class Client:
         words = ["usage:3", *prompt.split()]
         return FakeStream(words) if stream else Response(text=prompt.upper(), tokens=3)
 
+    def complete_twice(self, *, prompt: str) -> Any:
+        """A library method that calls another patched method of the same library."""
+        self.complete(prompt=prompt)
+        return self.complete(prompt=prompt)
+
 
 class AsyncClient:
     async def complete(self, *, prompt: str, stream: bool = False) -> Any:
@@ -132,6 +137,7 @@ def _targets(lib: types.ModuleType) -> list[Target]:
 
     return [
         Target(lib.Client, "complete", "sync", call(StreamProxy)),
+        Target(lib.Client, "complete_twice", "sync", call(StreamProxy)),
         Target(lib.AsyncClient, "complete", "async", call(AsyncStreamProxy)),
     ]
 
@@ -285,6 +291,13 @@ def test_async_wrapper_and_stream(captured, fakellm):
     assert streamed.outputs == {"text": "x y"}
     assert abandoned.outputs == {"text": "p"}
     assert abandoned.attributes[SpanAttributeKey.GENERATOR_CLOSED_EARLY] is True
+
+
+def test_a_patched_method_calling_another_is_one_span(captured, fakellm):
+    fakellm.autolog()
+    Client().complete_twice(prompt="x")
+    span = only_span(captured)
+    assert span.inputs == {"prompt": "x"}
 
 
 def test_errors_of_the_library_are_reraised_unchanged(captured, fakellm):

@@ -608,6 +608,23 @@ def test_tracing_disabled_records_nothing_and_changes_nothing(
     assert captured.traces == []
 
 
+def test_unsampled_trace_records_nothing_and_changes_nothing(
+    captured, openai_client, openai_server
+):
+    threadline.openai.autolog()
+
+    @threadline.trace(sampling_ratio_override=0.0)
+    def agent() -> Any:
+        chat(openai_client)
+        return chat(openai_client, stream=True)
+
+    stream = agent()
+    assert type(stream) is openai.Stream
+    list(stream)
+    assert "stream_options" not in openai_server.last_body
+    assert all_spans(captured) == []
+
+
 def test_missing_library_names_the_pip_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "openai", None)
     with pytest.raises(InvalidArgumentError, match=r'pip install "openai>=1\.40\.0"'):

@@ -15,6 +15,13 @@ class SpanAttributeKey:
     PROVIDER = "threadline.provider"
     ABORTED = "threadline.aborted"
     GENERATOR_CLOSED_EARLY = "threadline.generator_closed_early"
+    # Chat spans in one shape for every provider (the UI renders them as a conversation):
+    CHAT_MESSAGES = "threadline.chat.messages"  # [{"role", "content", "tool_calls"?, ...}]
+    CHAT_TOOLS = "threadline.chat.tools"  # [{"name", "description", "parameters"}]
+    FINISH_REASON = "threadline.finish_reason"
+    CACHED_INPUT_TOKENS = "threadline.token_usage.cached_input_tokens"
+    CACHE_CREATION_INPUT_TOKENS = "threadline.token_usage.cache_creation_input_tokens"
+    REASONING_TOKENS = "threadline.token_usage.reasoning_tokens"
 
 
 class TraceMetadataKey:

@@ -109,6 +109,7 @@ class ExportPipeline:
 
         self._queue: deque[object] = deque()
         self._write_lock = threading.Lock()
+        self._writer: int | None = None  # thread id holding _write_lock, to spot re-entry
         self._start_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -166,8 +167,17 @@ class ExportPipeline:
 
     # --- writing -----------------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> FlushReport:
-        """Write everything queued so far, retry what failed before, replay the spool."""
+        """Write everything queued so far, retry what failed before, replay the spool.
+
+        Re-entered on the thread that is writing (a span ended by a garbage-collection
+        finalizer in the middle of a write) it returns at once: the running writer, or the
+        worker, writes what was queued. Blocking there would deadlock.
+        """
+        if self._writer == threading.get_ident():
+            self._wake.set()
+            return self.report()
         if self._write_lock.acquire(timeout=-1 if timeout is None else timeout):
+            self._writer = threading.get_ident()
             try:
                 while self._queue:
                     self._write_locked(_BATCH_ITEMS)
@@ -175,6 +185,7 @@ class ExportPipeline:
                     channel.retry(force=True)
                 self._replay_spool(force=True)
             finally:
+                self._writer = None
                 self._write_lock.release()
         return self.report()
 
@@ -209,9 +220,11 @@ class ExportPipeline:
         destination that hangs) the caller waits briefly for room, then spools a batch.
         """
         if self._write_lock.acquire(blocking=False):
+            self._writer = threading.get_ident()
             try:
                 self._write_locked(_BATCH_ITEMS)
             finally:
+                self._writer = None
                 self._write_lock.release()
             return
         deadline = time.monotonic() + _FULL_WAIT_S
@@ -230,7 +243,11 @@ class ExportPipeline:
 
     def _write_pending(self, limit: int) -> None:
         with self._write_lock:
-            self._write_locked(limit)
+            self._writer = threading.get_ident()
+            try:
+                self._write_locked(limit)
+            finally:
+                self._writer = None
 
     def _write_locked(self, limit: int) -> None:
         queue = self._queue
@@ -313,9 +330,13 @@ class ExportPipeline:
                     self._write_pending(_BATCH_ITEMS)
                 if any(c.failing for c in self._channels) or self._spooled():
                     with self._write_lock:
-                        for channel in self._channels:
-                            channel.retry()
-                        self._replay_spool()
+                        self._writer = threading.get_ident()
+                        try:
+                            for channel in self._channels:
+                                channel.retry()
+                            self._replay_spool()
+                        finally:
+                            self._writer = None
             except Exception as exc:  # the worker must survive anything
                 _safety.log_once("export-worker", f"threadline: export worker error: {exc}", exc)
 
@@ -323,6 +344,7 @@ class ExportPipeline:
         """Write what is pending within ``timeout``, spool what could not be, stop the worker."""
         deadline = time.monotonic() + timeout
         if self._write_lock.acquire(timeout=timeout):
+            self._writer = threading.get_ident()
             try:
                 while self._queue and time.monotonic() < deadline:
                     self._write_locked(_BATCH_ITEMS)
@@ -333,6 +355,7 @@ class ExportPipeline:
                         channel.retry(force=True)
                     channel.spool_backlog()
             finally:
+                self._writer = None
                 self._write_lock.release()
         self._stop.set()
         self._wake.set()

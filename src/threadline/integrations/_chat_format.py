@@ -16,12 +16,12 @@ from typing import Any
 from threadline.entities.keys import SpanAttributeKey
 from threadline.tracing._serialize import snapshot
 
-CHAT_MESSAGES = "threadline.chat.messages"
-CHAT_TOOLS = "threadline.chat.tools"
-FINISH_REASON = "threadline.finish_reason"
-CACHED_INPUT_TOKENS = "threadline.token_usage.cached_input_tokens"
-CACHE_CREATION_INPUT_TOKENS = "threadline.token_usage.cache_creation_input_tokens"
-REASONING_TOKENS = "threadline.token_usage.reasoning_tokens"
+CHAT_MESSAGES = SpanAttributeKey.CHAT_MESSAGES
+CHAT_TOOLS = SpanAttributeKey.CHAT_TOOLS
+FINISH_REASON = SpanAttributeKey.FINISH_REASON
+CACHED_INPUT_TOKENS = SpanAttributeKey.CACHED_INPUT_TOKENS
+CACHE_CREATION_INPUT_TOKENS = SpanAttributeKey.CACHE_CREATION_INPUT_TOKENS
+REASONING_TOKENS = SpanAttributeKey.REASONING_TOKENS
 
 
 def message(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 from threadline.integrations._chat_format import CHAT_MESSAGES
@@ -26,6 +27,11 @@ from threadline.tracing._runtime import RT
 from threadline.tracing._span import LiveSpan
 
 Span = LiveSpan | NoOpSpan
+
+# The integration whose wrapped call is running: a library method that calls another
+# patched method of the same library (``beta.chat.completions.parse`` calling ``create``
+# in older openai) is recorded once, by the outer call, so tokens are not counted twice.
+_calling: ContextVar[Config | None] = ContextVar("threadline_llm_call", default=None)
 
 
 class Config:
@@ -191,19 +197,22 @@ def wrap_sync(original: Callable[..., Any], call: LLMCall, config: Config) -> Ca
     """The traced version of a library method that returns its result."""
 
     def traced(*args: Any, **kwargs: Any) -> Any:
-        if not config.active or not RT.enabled:
+        if not config.active or not RT.enabled or _calling.get() is config:
             return original(*args, **kwargs)
         started = begin(call, config, kwargs)
         if started is None:
             return original(*args, **kwargs)
         span, request = started
         token = current_span.set(span)
+        calling = _calling.set(config)
         try:
             result = original(*args, **request.kwargs)
         except BaseException as exc:
+            _calling.reset(calling)
             current_span.reset(token)
             fail(span, request, exc)
             raise
+        _calling.reset(calling)
         current_span.reset(token)
         return complete(call, config, span, request, result)
 
@@ -214,19 +223,22 @@ def wrap_async(original: Callable[..., Any], call: LLMCall, config: Config) -> C
     """The traced version of a library method whose result is awaited."""
 
     async def traced(*args: Any, **kwargs: Any) -> Any:
-        if not config.active or not RT.enabled:
+        if not config.active or not RT.enabled or _calling.get() is config:
             return await original(*args, **kwargs)
         started = begin(call, config, kwargs)
         if started is None:
             return await original(*args, **kwargs)
         span, request = started
         token = current_span.set(span)
+        calling = _calling.set(config)
         try:
             result = await original(*args, **request.kwargs)
         except BaseException as exc:
+            _calling.reset(calling)
             current_span.reset(token)
             fail(span, request, exc)
             raise
+        _calling.reset(calling)
         current_span.reset(token)
         return complete(call, config, span, request, result)
 

@@ -72,14 +72,9 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
 def _messages(system: Any, messages: Any) -> list[dict[str, Any]]:
     out = []
     if given(system) and system:
-        out.append(
-            cf.message(
-                "system",
-                cf.text_content([_as_dict(b) for b in system])
-                if isinstance(system, (list, tuple))
-                else system,
-            )
-        )
+        if isinstance(system, (list, tuple)):  # text blocks
+            system = [_as_dict(block) for block in system]
+        out.append(cf.message("system", cf.text_content(system)))
     for raw in messages if isinstance(messages, (list, tuple)) else ():
         m = _as_dict(raw)
         out.extend(_message(m.get("role"), m.get("content")))

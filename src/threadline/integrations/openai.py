@@ -61,6 +61,8 @@ def _chat_record(span: LiveSpan, request: Request, out: dict[str, Any]) -> None:
         if request.messages is not None:
             reply = _chat_message(first.get("message") or {"role": "assistant"})
             attributes[cf.CHAT_MESSAGES] = [*request.messages, reply]
+    elif request.messages is not None:  # e.g. a stream abandoned before its first choice
+        attributes[cf.CHAT_MESSAGES] = list(request.messages)
     _set_response(span, request, out, attributes)
 
 
@@ -451,87 +453,32 @@ def _usage(usage: Any) -> dict[str, Any]:
     )
 
 
-# (module, sync class, async class, method, span name, span type, start, record, stream)
+_CHAT = "openai.resources.chat.completions"
+_RESPONSES = "openai.resources.responses"
+_EMBEDDINGS = "openai.resources.embeddings"
+_COMPLETIONS = "openai.resources.completions"
+_BETA_CHAT = "openai.resources.beta.chat.completions"
+# The resource module -> its (sync, async) classes.
+_CLASSES = {
+    _CHAT: ("Completions", "AsyncCompletions"),
+    _RESPONSES: ("Responses", "AsyncResponses"),
+    _EMBEDDINGS: ("Embeddings", "AsyncEmbeddings"),
+    _COMPLETIONS: ("Completions", "AsyncCompletions"),
+    _BETA_CHAT: ("Completions", "AsyncCompletions"),
+}
+_CHAT_MODEL, _EMBEDDING, _LLM = SpanType.CHAT_MODEL, SpanType.EMBEDDING, SpanType.LLM
+# (module, method, span type, start, record, stream accumulator or None)
 _SPECS: tuple[tuple[Any, ...], ...] = (
-    (
-        "openai.resources.chat.completions",
-        "Completions",
-        "AsyncCompletions",
-        "create",
-        "openai.chat.completions.create",
-        SpanType.CHAT_MODEL,
-        _chat_start,
-        _chat_record,
-        _ChatStream,
-    ),
-    (
-        "openai.resources.chat.completions",
-        "Completions",
-        "AsyncCompletions",
-        "parse",
-        "openai.chat.completions.parse",
-        SpanType.CHAT_MODEL,
-        _chat_start,
-        _chat_record,
-        None,
-    ),
-    (
-        "openai.resources.responses",
-        "Responses",
-        "AsyncResponses",
-        "create",
-        "openai.responses.create",
-        SpanType.CHAT_MODEL,
-        _responses_start,
-        _responses_record,
-        _ResponseStream,
-    ),
-    (
-        "openai.resources.responses",
-        "Responses",
-        "AsyncResponses",
-        "parse",
-        "openai.responses.parse",
-        SpanType.CHAT_MODEL,
-        _responses_start,
-        _responses_record,
-        None,
-    ),
-    (
-        "openai.resources.embeddings",
-        "Embeddings",
-        "AsyncEmbeddings",
-        "create",
-        "openai.embeddings.create",
-        SpanType.EMBEDDING,
-        _embeddings_start,
-        _embeddings_record,
-        None,
-    ),
-    (
-        "openai.resources.completions",
-        "Completions",
-        "AsyncCompletions",
-        "create",
-        "openai.completions.create",
-        SpanType.LLM,
-        _completion_start,
-        _completion_record,
-        _CompletionStream,
-    ),
+    (_CHAT, "create", _CHAT_MODEL, _chat_start, _chat_record, _ChatStream),
+    (_CHAT, "parse", _CHAT_MODEL, _chat_start, _chat_record, None),
+    (_RESPONSES, "create", _CHAT_MODEL, _responses_start, _responses_record, _ResponseStream),
+    (_RESPONSES, "parse", _CHAT_MODEL, _responses_start, _responses_record, None),
+    (_EMBEDDINGS, "create", _EMBEDDING, _embeddings_start, _embeddings_record, None),
+    (_COMPLETIONS, "create", _LLM, _completion_start, _completion_record, _CompletionStream),
 )
-# Before ``chat.completions.parse`` existed (openai < 1.92), ``parse`` lived under ``beta``.
-_BETA_PARSE = (
-    "openai.resources.beta.chat.completions",
-    "Completions",
-    "AsyncCompletions",
-    "parse",
-    "openai.beta.chat.completions.parse",
-    SpanType.CHAT_MODEL,
-    _chat_start,
-    _chat_record,
-    None,
-)
+# Before ``chat.completions.parse`` existed (older openai 1.x), ``parse`` lived under ``beta``
+# (and there called ``create``: the nested call is recorded once, see ``_llm_call``).
+_BETA_PARSE = (_BETA_CHAT, "parse", _CHAT_MODEL, _chat_start, _chat_record, None)
 
 
 def _targets(openai: ModuleType) -> list[Target]:
@@ -541,27 +488,30 @@ def _targets(openai: ModuleType) -> list[Target]:
         return isinstance(result, stream_types)
 
     specs = list(_SPECS)
-    chat = _optional_module("openai.resources.chat.completions")
+    chat = _optional_module(_CHAT)
     if chat is None or not hasattr(chat.Completions, "parse"):
         specs.append(_BETA_PARSE)
     targets = []
-    for module_name, sync_cls, async_cls, method, name, span_type, start, record, acc in specs:
+    for module_name, method, span_type, start, record, acc in specs:
         module = _optional_module(module_name)
+        name = "openai." + module_name.removeprefix("openai.resources.") + "." + method
+        sync_name, async_name = _CLASSES[module_name]
         for cls_name, kind, proxy in (
-            (sync_cls, "sync", StreamProxy),
-            (async_cls, "async", AsyncStreamProxy),
+            (sync_name, "sync", StreamProxy),
+            (async_name, "async", AsyncStreamProxy),
         ):
             owner = getattr(module, cls_name, None)
             if owner is None or not hasattr(owner, method):
                 continue
+            streams = acc is not None
             call = LLMCall(
                 name,
                 span_type,
                 start,
                 record,
-                is_stream if acc is not None else None,
+                is_stream if streams else None,
                 acc,
-                proxy if acc is not None else None,
+                proxy if streams else None,
             )
             targets.append(Target(owner, method, kind, call))
     return targets
