@@ -111,7 +111,6 @@ def test_both_postgres_spellings_give_the_psycopg_store(postgres_uri: str) -> No
     "uri",
     [
         "mysql://user@localhost/db",
-        "http://localhost:5000",
         "postgresql+psycopg2://u@localhost/db",
         "postgres://u@localhost/db",
         "traces.db",

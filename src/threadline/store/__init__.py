@@ -4,7 +4,8 @@ Importing this package is cheap: SQLAlchemy and Alembic load only when a store i
 
 Accepted URIs: ``sqlite:///relative/or/absolute.db`` (a relative path is resolved against
 the current directory at call time), ``sqlite:///:memory:`` (one shared in-memory database,
-for tests), ``postgresql://user:password@host:port/db`` and ``postgresql+psycopg://…``.
+for tests), ``postgresql://user:password@host:port/db`` and ``postgresql+psycopg://…``;
+``http(s)://host:port`` is a threadline server (``RestStore``, standard library only).
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ __all__ = ["SpanRow", "Store", "TraceRow", "get_store", "reset_store_cache"]
 
 ACCEPTED_URIS = (
     "sqlite:///path/to/file.db, sqlite:///:memory:, "
-    "postgresql://user:password@host:port/database, postgresql+psycopg://…"
+    "postgresql://user:password@host:port/database, postgresql+psycopg://…, "
+    "http(s)://host:port (a threadline server)"
 )
+_SERVER_SCHEMES = ("http://", "https://")
 
 _stores: dict[str, Store] = {}
 _lock = threading.Lock()
@@ -36,17 +39,18 @@ def get_store(uri: str) -> Store:
     """The store for ``uri``, opened (and its schema upgraded) on first use, then cached.
 
     Raises ``InvalidArgumentError`` for an unsupported URI and ``StoreError`` when the
-    database cannot be reached or upgraded.
+    database cannot be reached or upgraded. A server URI is not contacted until first used.
     """
-    url = _resolve(uri)
-    key = url.render_as_string(hide_password=False)
+    url: URL | None = None
+    key = _server_uri(uri)
+    if key is None:
+        url = _resolve(uri)
+        key = url.render_as_string(hide_password=False)
     global _atexit_registered
     with _lock:
         store = _stores.get(key)
         if store is None:
-            from threadline.store.sql import SqlStore
-
-            store = SqlStore(url)
+            store = _open(key, url)
             _stores[key] = store
             if not _atexit_registered:
                 # Close pooled connections cleanly at exit (a store reconnects if still used).
@@ -62,6 +66,23 @@ def reset_store_cache() -> None:
         _stores.clear()
     for store in stores:
         store.close()
+
+
+def _open(key: str, url: URL | None) -> Store:
+    if url is None:
+        from threadline.store.rest import RestStore
+
+        return RestStore(key)
+    from threadline.store.sql import SqlStore
+
+    return SqlStore(url)
+
+
+def _server_uri(uri: str) -> str | None:
+    """``uri`` without a trailing slash when it names a threadline server, else ``None``."""
+    if isinstance(uri, str) and uri.strip().lower().startswith(_SERVER_SCHEMES):
+        return uri.strip().rstrip("/")
+    return None
 
 
 def _resolve(uri: str) -> URL:
