@@ -13,6 +13,7 @@ seen untraced.
 
 from __future__ import annotations
 
+import abc
 import importlib
 from types import ModuleType
 from typing import Any
@@ -128,7 +129,7 @@ class _ChoiceDeltas:
                 call["function"]["arguments"] += fn.arguments
 
 
-class _StreamBase:
+class _StreamBase(abc.ABC):
     """Usage and metadata shared by the chat and text completion stream accumulators."""
 
     __slots__ = ("choices", "first", "hide_usage", "request", "usage")
@@ -162,9 +163,9 @@ class _StreamBase:
         state = self.choices[index] = _ChoiceDeltas()
         return state
 
+    @abc.abstractmethod
     def add_choices(self, choices: Any) -> bool:
         """Take the choices of one chunk; True when one of them finished."""
-        raise NotImplementedError
 
     def finish(self, span: LiveSpan) -> Any:
         first = self.first
@@ -180,8 +181,9 @@ class _StreamBase:
         self.record(span, self.request, out)
         return out
 
+    @abc.abstractmethod
     def choice(self, index: int, state: _ChoiceDeltas) -> dict[str, Any]:
-        raise NotImplementedError
+        """One reassembled choice of the final output."""
 
 
 class _ChatStream(_StreamBase):
