@@ -394,8 +394,15 @@ class ExportPipeline:
 
 def _spool_from_settings() -> Spool | None:
     folder = settings.SPOOL_DIR.get()
-    path = Path(folder) if folder else Path.home() / ".cache" / "threadline" / "spool"
-    return Spool(path, settings.SPOOL_MAX_BYTES.get())
+    if folder:
+        return Spool(Path(folder), settings.SPOOL_MAX_BYTES.get())
+    try:
+        base = Path.home() / ".cache"
+    except (RuntimeError, KeyError):  # no home directory (some containers, system users)
+        import tempfile
+
+        base = Path(tempfile.gettempdir())
+    return Spool(base / "threadline" / "spool", settings.SPOOL_MAX_BYTES.get())
 
 
 _pipelines: weakref.WeakSet[ExportPipeline] = weakref.WeakSet()
