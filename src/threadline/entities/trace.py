@@ -13,6 +13,14 @@ from threadline.entities.span import Span
 __all__ = ["TRACE_ID_PREFIX", "Trace", "TraceData", "TraceInfo", "TraceMetadataKey", "TraceState"]
 
 
+PREVIEW_CHARS = 1000  # default request/response previews: the root's payload, truncated
+
+
+def truncate_preview(text: str) -> str:
+    """A preview of at most ``PREVIEW_CHARS`` characters (``...`` marks a cut)."""
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 3] + "..."
+
+
 class TraceState(str, enum.Enum):
     """Outcome of a trace. ``IN_PROGRESS`` while its root span is open."""
 

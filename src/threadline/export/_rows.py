@@ -6,13 +6,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from threadline.entities.span import SpanAttributeKey, SpanStatusCode
-from threadline.entities.trace import TraceMetadataKey, TraceState
+from threadline.entities.trace import PREVIEW_CHARS, TraceMetadataKey, TraceState, truncate_preview
 from threadline.store.base import SpanRow, TraceRow
 from threadline.tracing._serialize import to_json
 from threadline.tracing._span import LiveSpan
 from threadline.tracing._span import TraceState as LiveTraceState
-
-PREVIEW_CHARS = 1000
 
 
 def span_row(span: LiveSpan, max_chars: int) -> SpanRow:
@@ -121,7 +119,7 @@ def _preview(value: Any, encoded: str | None = None) -> str | None:
         text = value
     else:
         text = encoded if encoded is not None else to_json(value, 10 * PREVIEW_CHARS)
-    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 3] + "..."
+    return truncate_preview(text)
 
 
 def rows_for_batch(items: Iterable[object], max_chars: int) -> tuple[list[TraceRow], list[SpanRow]]:

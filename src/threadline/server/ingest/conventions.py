@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from threadline.entities.keys import SpanAttributeKey, TraceMetadataKey
+from threadline.entities.trace import truncate_preview
 from threadline.store.base import SpanRow, TraceRow
 
 MAX_JSON_DEPTH = 64  # deeper payloads are stored as text (the SDK itself stops at 40)
-PREVIEW_CHARS = 1000  # as the SDK's default previews
 MAX_TOKENS = 10**12  # per span: sums over a trace stay far from 64-bit overflow
 JSON_MIME = "application/json"
 
@@ -338,7 +338,7 @@ def preview(json_text: str) -> str | None:
         return None
     value = _json_value(json_text) if json_text.startswith('"') else None
     text = value if isinstance(value, str) else json_text
-    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 3] + "..."
+    return truncate_preview(text)
 
 
 # --- JSON text -------------------------------------------------------------------------
