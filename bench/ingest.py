@@ -2,32 +2,43 @@
 
 Run by hand, never as a test::
 
-    .venv/bin/python bench/ingest.py [--seconds 30] [--clients 4] [--quick]
+    .venv/bin/python bench/ingest.py [--seconds 30] [--clients 4] [--quick] [--no-peers]
+        [--postgres-uri postgresql://127.0.0.1:5432/test | --no-postgres]
 
-Each server gets a fresh SQLite store in a temporary directory and N concurrent client
-processes for ``--seconds``; afterwards the store is counted until every accepted span
-is there. Then stores of 10k (and 100k) traces are filled directly and the REST queries
-the UI makes are timed. The parent prints a Markdown table and writes it to
-``bench/results/ingest-<timestamp>.md``. See ``bench/README.md`` ("Ingest").
+Each server gets a fresh store — a SQLite file in a temporary directory, or for the
+PostgreSQL rows a new database on ``--postgres-uri``'s server, dropped afterwards — and N
+concurrent client processes for ``--seconds``; afterwards the store is counted until
+every accepted span is there. Then stores of 10k (and 100k) traces are filled directly
+(SQLite, and PostgreSQL) and the REST queries the UI makes are timed. The parent prints
+a Markdown table and writes it to ``bench/results/ingest-<timestamp>.md``. See
+``bench/README.md`` ("Ingest").
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from _ingest import report
+from _ingest import pg, report
 from _ingest.jsonhttp import HttpError, JsonClient
 from _ingest.load import LoadResult, count_rows, median_ms, run_load
-from _ingest.servers import Server, ServerFailed, free_port, start_command, start_threadline
+from _ingest.queries import query_figures
+from _ingest.servers import (
+    Server,
+    ServerFailed,
+    free_port,
+    start_command,
+    start_threadline,
+    worker_cpu_s,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -38,6 +49,9 @@ MLFLOW = VENVS_DIR / "mlflow" / "bin" / "mlflow"
 PHOENIX = VENVS_DIR / "phoenix" / "bin" / "phoenix"
 TRACES_PER_REQUEST = 100
 MAX_REQUESTS_PER_CLIENT = 2_000  # 2M spans per client: a bound the time box hits first
+SQLITE, POSTGRES = "SQLite", "PostgreSQL"
+QUERY_WORKERS = {SQLITE: 1, POSTGRES: 2}  # server processes behind the query figures
+DEFAULT_POSTGRES_URI = "postgresql://127.0.0.1:5432/test"
 
 
 def _log(message: str) -> None:
@@ -79,11 +93,58 @@ def _sdk_probe(url: str) -> str | None:
     return lines[-1] if lines else f"exit status {proc.returncode}"
 
 
-def _threadline_run(label: str, kind: str, args: argparse.Namespace, workdir: Path) -> LoadResult:
-    """A fresh threadline server + store, loaded by ``kind`` clients."""
-    db = workdir / f"{kind}.db"
+@contextmanager
+def _fresh_store(
+    backend: str, workdir: Path, tag: str, args: argparse.Namespace
+) -> Iterator[tuple[str, Callable[[], int | None]]]:
+    """An empty store: its URI and a counter of its spans. A PostgreSQL database is new
+    on ``--postgres-uri``'s server and dropped afterwards (``pg.PostgresFailed`` if not)."""
+    if backend == SQLITE:
+        db = workdir / f"{tag}.db"
+        yield f"sqlite:///{db}", lambda: count_rows(db, "spans")
+        return
+    with pg.fresh_database(args.postgres_uri) as uri:
+        yield uri, lambda: pg.count_rows(uri, "spans")
+
+
+def _threadline_run(
+    label: str,
+    kind: str,
+    args: argparse.Namespace,
+    workdir: Path,
+    *,
+    backend: str = SQLITE,
+    workers: int = 1,
+) -> LoadResult:
+    """A fresh threadline server (``workers`` processes) and ``backend`` store, loaded by
+    ``kind`` clients."""
+    if backend == POSTGRES and args.postgres_skip:
+        return LoadResult(label=label, backend=backend, problems=[args.postgres_skip])
+    result = LoadResult(label=label, backend=backend)
+    tag = f"{kind}-{backend.lower()}-{workers}w"
     try:
-        server = start_threadline(PYTHON, f"sqlite:///{db}", workdir / f"{kind}.log")
+        with _fresh_store(backend, workdir, tag, args) as (uri, counter):
+            result = _serve_and_load(
+                label, kind, args, workdir / f"{tag}.log", uri, counter, workers
+            )
+    except pg.PostgresFailed as exc:
+        result.problems.append(str(exc)[:300])
+    result.backend = backend
+    return result
+
+
+def _serve_and_load(
+    label: str,
+    kind: str,
+    args: argparse.Namespace,
+    log: Path,
+    uri: str,
+    counter: Callable[[], int | None],
+    workers: int,
+) -> LoadResult:
+    """Start the server on ``uri``, run the clients, count with ``counter``, stop it."""
+    try:
+        server = start_threadline(PYTHON, uri, log, workers=workers)
     except ServerFailed as exc:
         return LoadResult(label=label, problems=[str(exc)])
     try:
@@ -101,7 +162,15 @@ def _threadline_run(label: str, kind: str, args: argparse.Namespace, workdir: Pa
             cmds = [[*cmd, "--seconds", str(args.seconds)] for _ in range(args.clients)]
             env = {"THREADLINE_TRACKING_URI": server.url}
         _log(f"{label}: {args.clients} clients for {args.seconds:g} s")
-        result = run_load(label, server, cmds, args.seconds, lambda: count_rows(db, "spans"), env)
+        cpu_before = worker_cpu_s(server.proc.pid)
+        result = run_load(label, server, cmds, args.seconds, counter, env)
+        if workers > 1:
+            used = worker_cpu_s(server.proc.pid)
+            shares = [used[p] - cpu_before.get(p, 0.0) for p in sorted(used)]
+            result.notes.append(
+                "CPU seconds per worker process during load and drain: "
+                + " / ".join(f"{s:.1f}" for s in shares)
+            )
         if kind == "sdk" and result.stored_spans is not None:
             result.stored_spans -= 1  # the probe's span
         return result
@@ -209,61 +278,30 @@ def _phoenix_missing() -> str:
     )
 
 
-def _query_figures(n_traces: int, workdir: Path) -> dict[str, Any]:
-    """Fill a store with ``n_traces`` traces, serve it, time the UI's queries (median of 5)."""
-    db = workdir / f"query-{n_traces}.db"
-    _log(f"query figures: filling a store with {n_traces:,} traces of 10 spans + one of 5,000")
-    proc = subprocess.run(
-        [str(PYTHON), "-m", "_ingest.fill", "--uri", f"sqlite:///{db}", "--traces", str(n_traces)],
-        cwd=BENCH_DIR,
-        env={"PYTHONPATH": str(BENCH_DIR), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=3600,
+def _query_figures(
+    n_traces: int, backend: str, args: argparse.Namespace, workdir: Path
+) -> dict[str, Any]:
+    """Fill a fresh ``backend`` store with ``n_traces`` traces, serve it, time the UI's queries."""
+    workers = QUERY_WORKERS[backend]
+    figures: dict[str, Any] = {"traces": n_traces, "backend": backend, "workers": workers}
+    if backend == POSTGRES and args.postgres_skip:
+        return {**figures, "error": args.postgres_skip}
+    _log(
+        f"query figures ({backend}): filling a store with {n_traces:,} traces of 10 spans"
+        " + one of 5,000"
     )
-    if proc.returncode != 0:
-        return {"error": "fill failed: " + " | ".join(proc.stderr.strip().splitlines()[-3:])}
-    fill = json.loads(proc.stdout.strip().splitlines()[-1])
-    server = start_threadline(PYTHON, f"sqlite:///{db}", workdir / f"query-{n_traces}.log")
-    client = JsonClient(server.url)
-    figures: dict[str, Any] = {"traces": n_traces, "fill_s": fill["seconds"]}
+    tag = f"query-{backend.lower()}-{n_traces}"
     try:
-
-        def search(filter_string: str, spans: bool) -> Callable[[], Any]:
-            body = {
-                "experiment_ids": ["0"],
-                "filter_string": filter_string,
-                "max_results": 100,
-                "include_spans": spans,
-            }
-            return lambda: client.call("POST", "/api/v1/traces/search", body)
-
-        calls = {
-            "list_ms": search("tags.env = 'prod'", False),
-            "page_spans_ms": search("tags.env = 'prod'", True),
-            "trace10_ms": lambda: client.call("GET", f"/api/v1/traces/{fill['small_trace_id']}"),
-            "trace5000_ms": lambda: client.call("GET", f"/api/v1/traces/{fill['big_trace_id']}"),
-            "span_attr_ms": search("span.attributes.model = 'm7'", False),
-        }
-        checks = {
-            "list_ms": lambda r: len(r["traces"]) == 100,
-            "page_spans_ms": lambda r: all(len(t["data"]["spans"]) == 10 for t in r["traces"]),
-            "trace10_ms": lambda r: len(r["trace"]["data"]["spans"]) == 10,
-            "trace5000_ms": lambda r: len(r["trace"]["data"]["spans"]) == 5000,
-            "span_attr_ms": lambda r: len(r["traces"]) == min(100, n_traces // 100),
-        }
-        for key, fn in calls.items():
-            try:
-                if not checks[key](fn()):
-                    figures.setdefault("warnings", []).append(f"{key}: unexpected result size")
-                figures[key] = median_ms(fn)
-            except (HttpError, OSError, ValueError, KeyError) as exc:
-                figures.setdefault("warnings", []).append(f"{key}: {str(exc)[:200]}")
-        server.sample_rss()
-        figures["rss_mb"] = server.rss_samples[-1] if server.rss_samples else None
-    finally:
-        client.close()
-        server.stop()
+        with _fresh_store(backend, workdir, tag, args) as (uri, _):
+            figures.update(query_figures(PYTHON, uri, n_traces, workdir / f"{tag}.log", workers))
+    except (
+        pg.PostgresFailed,
+        ServerFailed,
+        OSError,
+        subprocess.SubprocessError,
+        ValueError,
+    ) as exc:
+        figures["error"] = str(exc)[:300]
     return figures
 
 
@@ -276,7 +314,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--query-sizes", help="comma-separated stored-trace counts (10000,100000; quick 10000)"
     )
-    parser.add_argument("--no-peers", action="store_true", help="threadline only")
+    parser.add_argument(
+        "--no-peers", action="store_true", help="threadline rows only (no MLflow, no Phoenix)"
+    )
+    parser.add_argument(
+        "--postgres-uri",
+        default=DEFAULT_POSTGRES_URI,
+        metavar="URI",
+        help="PostgreSQL server for the PostgreSQL rows: a fresh database is created next to "
+        f"this one for each run and dropped after ({DEFAULT_POSTGRES_URI})",
+    )
+    parser.add_argument("--no-postgres", action="store_true", help="no PostgreSQL rows")
     args = parser.parse_args(argv)
     if args.seconds is None:
         args.seconds = 10.0 if args.quick else 30.0
@@ -292,6 +340,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     busy_before = report.busy_cores()
+    backends = [SQLITE] if args.no_postgres else [SQLITE, POSTGRES]
+    args.postgres_skip = None if args.no_postgres else pg.unreachable(args.postgres_uri)
+    if args.postgres_skip:
+        _log(args.postgres_skip)
     loads: list[LoadResult] = []
     queries: list[dict[str, Any]] = []
     mlflow_search: dict[str, Any] = {}
@@ -303,15 +355,16 @@ def main(argv: list[str] | None = None) -> int:
             ("threadline (threadline SDK, THREADLINE_TRACKING_URI=http://…)", "sdk"),
         ):
             loads.append(_threadline_run(label, kind, args, workdir))
+        for backend in backends:
+            label = f"threadline, {backend}, 2 workers (OTLP protobuf)"
+            loads.append(_threadline_run(label, "otlp", args, workdir, backend=backend, workers=2))
         if not args.no_peers:
             result, mlflow_search = _mlflow_run(args, workdir)
             loads.append(result)
             loads.append(_phoenix_run(args, workdir))
-        for size in args.query_sizes:
-            try:
-                queries.append(_query_figures(size, workdir))
-            except (ServerFailed, OSError, subprocess.SubprocessError, ValueError) as exc:
-                queries.append({"traces": size, "error": str(exc)[:300]})
+        for backend in backends:
+            for size in args.query_sizes:
+                queries.append(_query_figures(size, backend, args, workdir))
     command = shlex.join(
         ["python", "bench/ingest.py", *(argv if argv is not None else sys.argv[1:])]
     )

@@ -27,6 +27,7 @@ class LoadResult:
     """What one contender's load run measured; ``problems`` says what is missing and why."""
 
     label: str
+    backend: str = "SQLite"  # the targets are stated for SQLite; other stores are a reference
     clients: int = 0
     seconds: float = 0.0
     spans_sent: int = 0

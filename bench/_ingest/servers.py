@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _LISTENING = re.compile(r"listening on (http://\S+)")
+_STARTUP_COMPLETE = "Application startup complete."
 
 
 class ServerFailed(Exception):
@@ -89,6 +90,26 @@ def tree_rss_mb(pid: int) -> float:
     return total_kb / 1024
 
 
+def worker_cpu_s(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) used so far by each worker of the uvicorn supervisor
+    ``pid``, by PID: with ``--workers N``, how the work was shared between them.
+
+    Workers are the children started by multiprocessing's spawn; its resource tracker,
+    also a child, is left out.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for child in _children(pid):
+        try:
+            if b"spawn_main" not in Path(f"/proc/{child}/cmdline").read_bytes():
+                continue
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        used[child] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return used
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:
@@ -113,14 +134,26 @@ def _spawn(cmd: Sequence[str], log: Path, env: dict[str, str] | None) -> subproc
         )
 
 
-def start_threadline(python: Path, store_uri: str, log: Path, timeout: float = 60) -> Server:
-    """``threadline server --port 0``; the URL is read from its startup line."""
+def start_threadline(
+    python: Path, store_uri: str, log: Path, timeout: float = 60, workers: int = 1
+) -> Server:
+    """``threadline server --port 0 --workers N``; the URL is read from its startup line.
+
+    The server binds the socket before uvicorn's supervisor starts the workers, so the
+    startup line has the real port with several workers too. With ``workers`` > 1 the
+    server is ready once every worker logged uvicorn's "Application startup complete."
+    (otherwise the first worker would accept every client's keep-alive connection and
+    serve the whole run alone).
+    """
     cmd = [str(python), "-m", "threadline.cli", "server", "--host", "127.0.0.1", "--port", "0"]
-    proc = _spawn([*cmd, "--backend-store-uri", store_uri], log, None)
+    cmd += ["--workers", str(workers), "--backend-store-uri", store_uri]
+    proc = _spawn(cmd, log, None)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        match = _LISTENING.search(log.read_text(encoding="utf-8", errors="replace"))
-        if match and _ready(match.group(1) + "/api/v1/experiments"):
+        text = log.read_text(encoding="utf-8", errors="replace")
+        match = _LISTENING.search(text)
+        started = workers == 1 or text.count(_STARTUP_COMPLETE) >= workers
+        if match and started and _ready(match.group(1) + "/api/v1/experiments"):
             return Server("threadline", proc, match.group(1), log)
         if proc.poll() is not None:
             break

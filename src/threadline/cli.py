@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -437,7 +438,8 @@ def _experiment_name(client: ThreadlineClient, info: TraceInfo) -> str | None:
 
 # --- rendering -----------------------------------------------------------------------------
 def _header_fields(info: TraceInfo, experiment_name: str | None) -> list[tuple[str, str]]:
-    metadata = {k: v for k, v in info.trace_metadata.items() if k != TraceMetadataKey.TOKEN_USAGE}
+    derived = (TraceMetadataKey.TOKEN_USAGE, TraceMetadataKey.COST)
+    metadata = {k: v for k, v in info.trace_metadata.items() if k not in derived}
     experiment = info.experiment_id + (f" ({experiment_name})" if experiment_name else "")
     fields = [
         ("Trace", info.trace_id),
@@ -451,6 +453,7 @@ def _header_fields(info: TraceInfo, experiment_name: str | None) -> list[tuple[s
         ("Tags", _format_pairs(info.tags) or "-"),
         ("Metadata", _format_pairs(metadata) or "-"),
         ("Tokens", _format_usage(info.token_usage) or "-"),
+        ("Cost", _format_cost(info.trace_metadata.get(TraceMetadataKey.COST)) or "-"),
     ]
     if info.client_request_id:
         fields.insert(6, ("Client id", info.client_request_id))
@@ -487,7 +490,9 @@ def _span_summary(span: Span) -> str:
     duration = "open" if span.duration_ns is None else f"{span.duration_ns / 1e6:.1f} ms"
     text = f"{_one_line(span.name)}  [{span.span_type}]  {duration}  {span.status.status_code}"
     usage = _format_usage(span.get_attribute(SpanAttributeKey.TOKEN_USAGE))
-    return f"{text}  tokens: {usage}" if usage else text
+    text = f"{text}  tokens: {usage}" if usage else text
+    cost = _format_cost(span.get_attribute(SpanAttributeKey.COST))
+    return f"{text}  cost: {cost}" if cost else text
 
 
 def _error_lines(span: Span) -> list[str]:
@@ -599,6 +604,26 @@ def _format_usage(usage: object) -> str:
         return ""
     names = (("input_tokens", "in"), ("output_tokens", "out"), ("total_tokens", "total"))
     return " ".join(f"{short}={usage[key]}" for key, short in names if usage.get(key) is not None)
+
+
+def _format_cost(cost: object) -> str:
+    """The total of a cost (``{"total_cost": …}`` or its JSON text) in USD, 4 significant digits."""
+    if isinstance(cost, str):
+        try:
+            cost = json.loads(cost)
+        except ValueError:
+            return ""
+    total = cost.get("total_cost") if isinstance(cost, dict) else None
+    if isinstance(total, bool) or not isinstance(total, (int, float)):
+        return ""
+    if not (math.isfinite(total) and total >= 0):
+        return ""
+    if total == 0:
+        return "$0.00"
+    decimals = min(12, max(2, 3 - math.floor(math.log10(total))))
+    text = f"{total:.{decimals}f}".rstrip("0")
+    places = len(text) - text.index(".") - 1
+    return "$" + text + "0" * max(0, 2 - places)
 
 
 if __name__ == "__main__":

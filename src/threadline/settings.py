@@ -310,6 +310,28 @@ SERVER_INGEST_QUEUE_SIZE: Setting[int] = Setting(
     100_000,
     "Span and trace rows `threadline server` holds before writing; when full, ingest gets 503.",
 )
+SERVER_ARTIFACTS_DESTINATION: Setting[str | None] = Setting(
+    "THREADLINE_SERVER_ARTIFACTS_DESTINATION",
+    _parse_str,
+    None,
+    "Where `threadline server` keeps span payloads larger than "
+    "THREADLINE_SERVER_ARTIFACT_THRESHOLD_BYTES: a folder (relative to the current directory), "
+    "file:///path or s3://bucket/prefix (or --artifacts-destination). Unset: in the database.",
+)
+SERVER_ARTIFACT_THRESHOLD_BYTES: Setting[int] = Setting(
+    "THREADLINE_SERVER_ARTIFACT_THRESHOLD_BYTES",
+    _parse_positive_int,
+    64 * 1024,
+    "Span inputs, outputs or events larger than this many bytes (UTF-8 JSON) go to the "
+    "artifacts destination of `threadline server`, when one is set.",
+)
+SERVER_MAX_PAYLOAD_BYTES: Setting[int] = Setting(
+    "THREADLINE_SERVER_MAX_PAYLOAD_BYTES",
+    _parse_positive_int,
+    16 * 1024 * 1024,
+    "Largest inputs, outputs, attributes or events of one span that `threadline server` "
+    "accepts, in bytes of JSON; a request with a larger one gets 413 and nothing is stored.",
+)
 
 ALL_SETTINGS: tuple[Setting[Any], ...] = (
     TRACKING_URI,
@@ -340,4 +362,7 @@ ALL_SETTINGS: tuple[Setting[Any], ...] = (
     SERVER_AUTH_TOKENS_FILE,
     SERVER_MAX_BODY_BYTES,
     SERVER_INGEST_QUEUE_SIZE,
+    SERVER_ARTIFACTS_DESTINATION,
+    SERVER_ARTIFACT_THRESHOLD_BYTES,
+    SERVER_MAX_PAYLOAD_BYTES,
 )

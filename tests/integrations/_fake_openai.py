@@ -47,7 +47,8 @@ _ERROR_TYPES = {
 
 
 class Reply:
-    """What a route answers: a JSON body, or a stream of server-sent events."""
+    """What a route answers: a JSON body, a stream of server-sent events, or a stream of
+    newline-delimited JSON ``lines`` (Ollama's streaming)."""
 
     def __init__(
         self,
@@ -55,11 +56,13 @@ class Reply:
         body: Any = None,
         events: Iterator[tuple[str | None, str]] | None = None,
         headers: dict[str, str] | None = None,
+        lines: Iterator[Any] | None = None,
     ) -> None:
         self.status = status
         self.body = body
         self.events = events
         self.headers = headers or {}
+        self.lines = lines
 
 
 class SSEServer:
@@ -123,7 +126,9 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         self.owner.requests.append((self.path, headers, body))
         reply = self.owner.app(self.path, headers, body)
-        if reply.events is None:
+        if reply.lines is not None:
+            self._send_lines(reply)
+        elif reply.events is None:
             self._send_json(reply)
         else:
             self._send_events(reply)
@@ -155,6 +160,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _chunk(self, data: bytes) -> None:
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
+
+    def _send_lines(self, reply: Reply) -> None:
+        self.send_response(reply.status)
+        self.send_header("Content-Type", "application/x-ndjson")
+        self.send_header("Transfer-Encoding", "chunked")
+        for key, value in reply.headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        assert reply.lines is not None
+        for line in reply.lines:
+            self._chunk(json.dumps(line).encode() + b"\n")
+        self._chunk(b"")
 
 
 # --- the OpenAI API -------------------------------------------------------------------------

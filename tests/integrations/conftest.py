@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.integrations import _fake_anthropic, _fake_openai
+
+# litellm fetches a price list from the internet when imported, unless told not to;
+# threadline.autolog() imports it in tests that are not about litellm too.
+os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 
 API_KEY = "sk-test-SECRET-4f1c9e7a2b"  # must never appear in a trace
 

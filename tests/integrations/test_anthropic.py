@@ -391,3 +391,53 @@ def test_missing_library_names_the_pip_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "anthropic", None)
     with pytest.raises(InvalidArgumentError, match=r'pip install "anthropic>=0\.40\.0"'):
         threadline.anthropic.autolog()
+
+
+def test_beta_messages_create_stream_and_helper(captured, anthropic_client, anthropic_server):
+    threadline.anthropic.autolog()
+    betas = ["token-efficient-tools-2025-02-19"]
+    beta = anthropic_client.beta.messages
+    message = beta.create(model=MODEL, max_tokens=1024, messages=MESSAGES, betas=betas)
+    assert message.content[0].text == fake.REPLY
+    chunks = list(beta.create(model=MODEL, max_tokens=1024, messages=MESSAGES, stream=True))
+    assert chunks[-1].type == "message_stop"
+    with beta.stream(model=MODEL, max_tokens=1024, messages=MESSAGES) as stream:
+        assert "".join(stream.text_stream) == fake.REPLY
+    headers = {k.lower(): v for k, v in anthropic_server.requests[0][1].items()}
+    assert headers["anthropic-beta"] == betas[0]
+
+    spans = [trace.data.spans[0] for trace in captured.traces]
+    assert [s.name for s in spans] == [
+        "anthropic.beta.messages.create",
+        "anthropic.beta.messages.create",
+        "anthropic.beta.messages.stream",
+    ]
+    for span in spans:
+        assert span.span_type == SpanType.CHAT_MODEL
+        assert span.attributes[SpanAttributeKey.TOKEN_USAGE] == TOKEN_USAGE
+        assert span.attributes[cf.CHAT_MESSAGES][-1] == {"role": "assistant", "content": fake.REPLY}
+    assert spans[0].inputs["betas"] == betas
+
+
+def test_beta_messages_async_and_disable(captured, anthropic_url):
+    from anthropic.resources.beta.messages import AsyncMessages, Messages
+
+    originals = {
+        (cls, n): vars(cls)[n] for cls in (Messages, AsyncMessages) for n in ("create", "stream")
+    }
+    threadline.anthropic.autolog()
+
+    async def run() -> str:
+        client = anthropic.AsyncAnthropic(base_url=anthropic_url, api_key=API_KEY, max_retries=0)
+        try:
+            message = await client.beta.messages.create(
+                model=MODEL, max_tokens=1024, messages=MESSAGES
+            )
+            return message.content[0].text
+        finally:
+            await client.close()
+
+    assert asyncio.run(run()) == fake.REPLY
+    assert only_span(captured).name == "anthropic.beta.messages.create"
+    threadline.anthropic.autolog(disable=True)
+    assert all(vars(cls)[n] is fn for (cls, n), fn in originals.items())

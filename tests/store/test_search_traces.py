@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -390,3 +391,55 @@ def test_the_largest_accepted_filters_run_on_the_database(loaded: SqlStore) -> N
     with pytest.raises(InvalidArgumentError, match="at most 400 experiments"):
         loaded.search_traces(experiment_ids=[*ids, "401"])
     assert time.monotonic() - started < 5  # no planner blow-up on 100 EXISTS conditions
+
+
+def test_span_attribute_filter_reads_any_json_spelling(store: SqlStore) -> None:
+    """The substring pre-filter on the attributes text never hides a match: values that a
+    JSON encoder may escape (or store unquoted) are still found by the exact JSON test."""
+    spans = [
+        span_row(1, 0, attributes={"model": "m7", "n": 100, "flag": True, "note": "a/b"}),
+        span_row(2, 0, attributes={"model": "m70", "n": 1000}),
+        span_row(3, 0, attributes={"model": "caf\u00e9", "note": "<tag>"}),
+    ]
+    # Another producer's spelling: every non-ASCII and markup character \u-escaped.
+    escaped = dataclasses.replace(
+        spans[2],
+        attributes_json='{"model": "caf\\u00e9", "note": "\\u003ctag\\u003e"}',
+    )
+    store.log_batch([trace_row(n) for n in (1, 2, 3)], [spans[0], spans[1], escaped])
+
+    def found(filter_string: str) -> set[int]:
+        traces, _ = store.search_traces(filter_string=filter_string)
+        return {int(x.info.trace_id[3:], 16) for x in traces}
+
+    assert found("span.attributes.model = 'm7'") == {1}
+    assert found("span.attributes.n = 100") == {1}
+    assert found("span.attributes.n = '1000'") == {2}
+    assert found("span.attributes.flag = 'true'") == {1}
+    assert found("span.attributes.note = 'a/b'") == {1}
+    assert found("span.attributes.model = 'café'") == {3}
+    assert found("span.attributes.note = '<tag>'") == {3}
+    assert found("span.attributes.model LIKE 'm7%'") == {1, 2}
+
+
+def test_text_prefilter_needles() -> None:
+    """Which substrings the span-attribute pre-filter requires (and which it must not)."""
+    [comparison] = search.parse_filter("span.attributes.model = 'gpt-4o'")
+    assert _needles(comparison, "sqlite") == [
+        '"model"',
+        '"gpt-4o"',
+    ]
+    for unquoted in (
+        "span.attributes.n = 100",
+        "span.attributes.flag = 'true'",
+        "span.attributes.x = '1e5'",
+    ):
+        [comparison] = search.parse_filter(unquoted)
+        assert _needles(comparison, "sqlite") == [f'"{comparison.field.key}"']
+    [comparison] = search.parse_filter("span.attributes.`a<b` = 'x/y'")
+    assert _needles(comparison, "postgresql") == []
+
+
+def _needles(comparison: search.Comparison, dialect: str) -> list[str]:
+    conditions = search._text_prefilter(t.spans.c.attributes, comparison, dialect)
+    return [c.left.clauses.clauses[1].value for c in conditions]  # find(attributes, :needle) > 0

@@ -22,6 +22,9 @@ class SpanAttributeKey:
     CACHED_INPUT_TOKENS = "threadline.token_usage.cached_input_tokens"
     CACHE_CREATION_INPUT_TOKENS = "threadline.token_usage.cache_creation_input_tokens"
     REASONING_TOKENS = "threadline.token_usage.reasoning_tokens"
+    # USD cost of an LLM call from its tokens and model (threadline.pricing); set when the
+    # model's price is known: {"input_cost", "output_cost", "total_cost"}
+    COST = "threadline.llm.cost"
 
 
 class TraceMetadataKey:
@@ -31,3 +34,4 @@ class TraceMetadataKey:
     USER = "user"
     SESSION_ID = "session_id"
     TOKEN_USAGE = "token_usage"  # JSON: {"input_tokens", "output_tokens", "total_tokens"}
+    COST = "cost"  # JSON: {"input_cost", "output_cost", "total_cost"}, USD, summed over spans

@@ -7,6 +7,7 @@ from typing import Any
 
 from threadline.entities.span import SpanAttributeKey, SpanStatusCode
 from threadline.entities.trace import PREVIEW_CHARS, TraceMetadataKey, TraceState, truncate_preview
+from threadline.pricing import cost_attribute
 from threadline.store.base import SpanRow, TraceRow
 from threadline.tracing._serialize import to_json
 from threadline.tracing._span import LiveSpan
@@ -18,6 +19,8 @@ def span_row(span: LiveSpan, max_chars: int) -> SpanRow:
     attributes = span._attributes
     usage = attributes.get(SpanAttributeKey.TOKEN_USAGE) if attributes else None
     tokens = _token_counts(usage)
+    if attributes and usage is not None and (cost := cost_attribute(attributes)) is not None:
+        attributes = {**attributes, SpanAttributeKey.COST: cost}  # the live span stays as it was
     pid = span._pid
     return SpanRow(
         trace_id=span._trace_state.trace_id,

@@ -18,6 +18,12 @@ from threadline.errors import InvalidArgumentError
 _REGISTRY: dict[str, str] = {
     "openai": "threadline.integrations.openai",
     "anthropic": "threadline.integrations.anthropic",
+    "bedrock": "threadline.integrations.bedrock",
+    "mistral": "threadline.integrations.mistral",
+    "ollama": "threadline.integrations.ollama",
+    "gemini": "threadline.integrations.gemini",
+    "litellm": "threadline.integrations.litellm",
+    "groq": "threadline.integrations.groq",
 }
 
 __all__ = ["autolog", "register", "registered"]

@@ -30,20 +30,36 @@ class Target:
 
     ``kind`` is ``"sync"`` (returns a response or a stream), ``"async"`` (its result is
     awaited), ``"manager"`` / ``"async_manager"`` (returns a context manager that makes
-    the request when entered, as ``messages.stream()`` does).
+    the request when entered, as ``messages.stream()`` does). ``owner`` is a class, or a
+    module for a public module-level function.
+
+    ``wrap`` (instead of a ``call``): ``wrap(original, config)`` builds the wrapper itself,
+    for one method through which several kinds of call pass (botocore's clients).
     """
 
-    __slots__ = ("call", "kind", "method", "owner")
+    __slots__ = ("call", "kind", "method", "owner", "wrap")
 
-    def __init__(self, owner: type, method: str, kind: str, call: LLMCall) -> None:
+    def __init__(
+        self,
+        owner: type | ModuleType,
+        method: str,
+        kind: str,
+        call: LLMCall | None,
+        wrap: Callable[[Any, Config], Any] | None = None,
+    ) -> None:
         self.owner = owner
         self.method = method
         self.kind = kind
         self.call = call
+        self.wrap = wrap
 
 
 def _wrapper(target: Target, config: Config) -> Callable[[Any], Any]:
-    call, kind = target.call, target.kind
+    call, kind, wrap = target.call, target.kind, target.wrap
+    if wrap is not None:
+        return lambda original: wrap(original, config)
+    if call is None:
+        raise ValueError(f"target {target.method!r} has neither a call nor a wrap")
     if kind == "sync":
         return lambda original: wrap_sync(original, call, config)
     if kind == "async":
@@ -65,13 +81,14 @@ class Integration:
         minimum_version: str,
         targets: Callable[[ModuleType], list[Target]],
         import_name: str | None = None,
+        hides_inner_calls: bool = False,
     ) -> None:
         self.name = name
         self.import_name = import_name or name
         self.distribution = distribution
         self.minimum_version = minimum_version
         self._targets = targets
-        self.config = Config(name)
+        self.config = Config(name, hides_inner_calls)  # see ``Config``
         self.patches = PatchSet(name)
         self._lock = threading.Lock()
 

@@ -1,10 +1,12 @@
 """The one wrapper every integration puts around an LLM call, sync or async.
 
-Provider specifics are small functions on an ``LLMCall``: ``start`` records the request
-(inputs, model, tools, normalised messages) and may adjust the arguments sent, ``record``
-reads the response dict (usage, finish reason, the reply), ``is_stream`` and
-``accumulator`` handle streamed responses, which are returned wrapped in a proxy whose
-span ends when the stream is exhausted, closed or garbage-collected.
+Provider specifics are small functions on an ``LLMCall``: ``bind`` (optional) turns
+positional arguments into keywords, ``start`` records the request (inputs, model, tools,
+normalised messages) and may adjust the arguments sent, ``record`` reads the response
+dict (made by ``dump``, by default pydantic's ``model_dump()``; usage, finish reason,
+the reply), ``is_stream`` and ``accumulator`` handle streamed
+responses, which are returned wrapped in a proxy whose span ends when the stream is
+exhausted, closed or garbage-collected.
 
 The span is a child of the current span (or a new trace) and is the current span while
 the request runs. API errors end it with status ERROR and are re-raised unchanged; a
@@ -35,14 +37,20 @@ _calling: ContextVar[Config | None] = ContextVar("threadline_llm_call", default=
 
 
 class Config:
-    """The switches of one integration, read by its wrappers on every call."""
+    """The switches of one integration, read by its wrappers on every call.
 
-    __slots__ = ("active", "name", "silent")
+    ``hides_inner_calls``: while a call of this integration runs, calls that the library
+    makes through another traced library (litellm calling the openai SDK) are not recorded
+    apart: the outer span already holds the request, the reply and the tokens.
+    """
 
-    def __init__(self, name: str) -> None:
+    __slots__ = ("active", "hides_inner_calls", "name", "silent")
+
+    def __init__(self, name: str, hides_inner_calls: bool = False) -> None:
         self.name = name
         self.active = False
         self.silent = False
+        self.hides_inner_calls = hides_inner_calls
 
 
 def report(config: Config, kind: str, exc: BaseException) -> None:
@@ -76,10 +84,25 @@ class Accumulator(Protocol):
         ...
 
 
+# ``bind(args, kwargs) -> (args, kwargs)``: the same call with its positional arguments
+# given as keywords, so that ``start`` sees them all.
+Binder = Callable[[tuple[Any, ...], dict[str, Any]], tuple[tuple[Any, ...], dict[str, Any]]]
+
+
 class LLMCall:
     """How one patched method is recorded: the provider's functions for the shared wrapper."""
 
-    __slots__ = ("accumulator", "is_stream", "name", "proxy", "record", "span_type", "start")
+    __slots__ = (
+        "accumulator",
+        "bind",
+        "dump",
+        "is_stream",
+        "name",
+        "proxy",
+        "record",
+        "span_type",
+        "start",
+    )
 
     def __init__(
         self,
@@ -90,6 +113,8 @@ class LLMCall:
         is_stream: Callable[[Any], bool] | None = None,
         accumulator: Callable[[Request, Any], Accumulator] | None = None,
         proxy: Callable[[Any, LiveSpan, Accumulator, Config], Any] | None = None,
+        bind: Binder | None = None,
+        dump: Callable[[Any], dict[str, Any] | None] | None = None,
     ) -> None:
         self.name = name
         self.span_type = span_type
@@ -98,6 +123,19 @@ class LLMCall:
         self.is_stream = is_stream
         self.accumulator = accumulator
         self.proxy = proxy
+        self.bind = bind
+        self.dump = dump  # response -> dict; None: ``to_dict`` (pydantic ``model_dump()``)
+
+
+def bind_arguments(
+    call: LLMCall, config: Config, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``call.bind(args, kwargs)``; the arguments unchanged if it fails (a tracing bug)."""
+    try:
+        return call.bind(args, kwargs) if call.bind is not None else (args, kwargs)
+    except Exception as exc:
+        report(config, "arguments", exc)
+        return args, kwargs
 
 
 def begin(call: LLMCall, config: Config, kwargs: dict[str, Any]) -> tuple[Span, Request] | None:
@@ -136,13 +174,15 @@ def complete(call: LLMCall, config: Config, span: Span, request: Request, result
             return result
     outputs: Any = MISSING
     try:
-        dump = to_dict(result)
+        dump = (call.dump or to_dict)(result)
         if dump is not None:
             call.record(span, request, dump)
             outputs = dump
     except Exception as exc:
         report(config, "response", exc)
-    end_span(span, outputs)
+    # A ``model_dump()`` is a fresh tree nobody else holds: no snapshot copy is needed. A
+    # custom ``dump`` may return what the caller also receives, so it is copied.
+    end_span(span, outputs, owned=call.dump is None)
     return result
 
 
@@ -197,8 +237,12 @@ def wrap_sync(original: Callable[..., Any], call: LLMCall, config: Config) -> Ca
     """The traced version of a library method that returns its result."""
 
     def traced(*args: Any, **kwargs: Any) -> Any:
-        if not config.active or not RT.enabled or _calling.get() is config:
+        outer = _calling.get()
+        nested = outer is not None and (outer is config or outer.hides_inner_calls)
+        if not config.active or not RT.enabled or nested:
             return original(*args, **kwargs)
+        if call.bind is not None:
+            args, kwargs = bind_arguments(call, config, args, kwargs)
         started = begin(call, config, kwargs)
         if started is None:
             return original(*args, **kwargs)
@@ -223,8 +267,12 @@ def wrap_async(original: Callable[..., Any], call: LLMCall, config: Config) -> C
     """The traced version of a library method whose result is awaited."""
 
     async def traced(*args: Any, **kwargs: Any) -> Any:
-        if not config.active or not RT.enabled or _calling.get() is config:
+        outer = _calling.get()
+        nested = outer is not None and (outer is config or outer.hides_inner_calls)
+        if not config.active or not RT.enabled or nested:
             return await original(*args, **kwargs)
+        if call.bind is not None:
+            args, kwargs = bind_arguments(call, config, args, kwargs)
         started = begin(call, config, kwargs)
         if started is None:
             return await original(*args, **kwargs)

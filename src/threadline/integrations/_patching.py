@@ -1,13 +1,15 @@
 """Replacing a library's methods with traced wrappers, and putting the originals back.
 
 Only public methods of public classes are replaced (``setattr`` on the class), never a
-library's private attributes. Each replacement remembers exactly what the class held, so
-undoing it restores the identical object (or removes the attribute if it was inherited).
+library's private attributes; a public module-level function (``ollama.chat``) may be
+replaced the same way on its module. Each replacement remembers exactly what the class
+held, so undoing it restores the identical object (or removes the attribute if it was inherited).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from threadline.tracing import _safety
@@ -18,7 +20,9 @@ class Patch:
 
     __slots__ = ("had_own", "name", "original", "owner", "wrapper")
 
-    def __init__(self, owner: type, name: str, original: Any, wrapper: Any, had_own: bool):
+    def __init__(
+        self, owner: type | ModuleType, name: str, original: Any, wrapper: Any, had_own: bool
+    ):
         self.owner = owner
         self.name = name
         self.original = original
@@ -36,7 +40,9 @@ class PatchSet:
     def __bool__(self) -> bool:
         return bool(self.patches)
 
-    def apply(self, owner: type, name: str, make_wrapper: Callable[[Any], Any]) -> None:
+    def apply(
+        self, owner: type | ModuleType, name: str, make_wrapper: Callable[[Any], Any]
+    ) -> None:
         """Replace ``owner.name`` by ``make_wrapper(original)``."""
         had_own = name in vars(owner)
         original = vars(owner)[name] if had_own else getattr(owner, name)
@@ -54,7 +60,8 @@ class PatchSet:
         for patch in reversed(self.patches):
             current = vars(patch.owner).get(patch.name)
             if current is not patch.wrapper:
-                stacked.append(f"{patch.owner.__qualname__}.{patch.name}")
+                owner_name = getattr(patch.owner, "__qualname__", patch.owner.__name__)
+                stacked.append(f"{owner_name}.{patch.name}")
                 continue
             if patch.had_own:
                 setattr(patch.owner, patch.name, patch.original)

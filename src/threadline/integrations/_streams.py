@@ -204,6 +204,33 @@ class AsyncStreamProxy(_ProxyBase):
             self._tl_end(None, early=True)
 
 
+class DualStreamProxy(_ProxyBase):
+    """A stream that can be read either way, traced: ``for`` or ``async for``, ``with`` or
+    ``async with``, a synchronous ``close()`` and ``await aclose()`` (litellm's streams).
+
+    The methods are the sync and async proxies' own, which find ``_tl_next`` and
+    ``_tl_anext`` on this class.
+    """
+
+    __slots__ = ("_tl_anext", "_tl_next")
+
+    def __init__(self, inner: Any, span: LiveSpan, acc: Accumulator, config: Config) -> None:
+        super().__init__(inner, span, acc, config)
+        object.__setattr__(self, "_tl_next", inner.__next__)
+        object.__setattr__(self, "_tl_anext", inner.__anext__)
+
+    __iter__ = StreamProxy.__iter__
+    __next__ = StreamProxy.__next__
+    __enter__ = StreamProxy.__enter__
+    __exit__ = StreamProxy.__exit__
+    close = StreamProxy.close
+    __aiter__ = AsyncStreamProxy.__aiter__
+    __anext__ = AsyncStreamProxy.__anext__
+    __aenter__ = AsyncStreamProxy.__aenter__
+    __aexit__ = AsyncStreamProxy.__aexit__
+    aclose = AsyncStreamProxy.aclose
+
+
 class _ManagerBase:
     """A library's stream context manager (``messages.stream(...)``): the request is made,
     and the span opened, when the block is entered."""

@@ -5,6 +5,8 @@ covered): ``messages.create`` (plain and ``stream=True``), ``messages.parse`` an
 ``messages.stream()`` helper, whose ``MessageStream`` is proxied: its span ends when the
 stream is read to the end (by iteration, ``text_stream``, ``until_done()`` or
 ``get_final_message()``), at the end of the ``with`` block, or when it is abandoned.
+The beta resource (``client.beta.messages``: ``create``, ``parse``, ``stream()``) is
+patched the same way; its spans are named ``anthropic.beta.messages.*``.
 
 Token usage: ``input_tokens`` in ``threadline.token_usage`` counts every prompt token,
 cache reads and writes included (Anthropic reports them apart; OpenAI counts them in);
@@ -320,18 +322,25 @@ def _always(result: Any) -> bool:
 def _targets(anthropic: ModuleType) -> list[Target]:
     from anthropic.resources.messages import AsyncMessages, Messages
 
+    targets = _resource_targets(anthropic, "anthropic.messages", Messages, AsyncMessages)
+    try:  # the beta resource (``client.beta.messages``) exists from 0.18 on, but check
+        from anthropic.resources.beta.messages import AsyncMessages as AsyncBeta
+        from anthropic.resources.beta.messages import Messages as Beta
+    except ImportError:
+        return targets
+    return targets + _resource_targets(anthropic, "anthropic.beta.messages", Beta, AsyncBeta)
+
+
+def _resource_targets(anthropic: ModuleType, name: str, sync: type, async_: type) -> list[Target]:
+    """``create`` / ``parse`` / ``stream()`` of one pair of Messages resource classes."""
     stream_types = (anthropic.Stream, anthropic.AsyncStream)
 
     def is_stream(result: Any) -> bool:
         return isinstance(result, stream_types)
 
-    name = "anthropic.messages"
     span_type = SpanType.CHAT_MODEL
     targets = []
-    for owner, kind, proxy in (
-        (Messages, "sync", StreamProxy),
-        (AsyncMessages, "async", AsyncStreamProxy),
-    ):
+    for owner, kind, proxy in ((sync, "sync", StreamProxy), (async_, "async", AsyncStreamProxy)):
         create = LLMCall(
             f"{name}.create", span_type, _start, _record, is_stream, _EventStream, proxy
         )
@@ -340,11 +349,15 @@ def _targets(anthropic: ModuleType) -> list[Target]:
             parse = LLMCall(f"{name}.parse", span_type, _start, _record)
             targets.append(Target(owner, "parse", kind, parse))
     helper = (
-        (Messages, "manager", MessageStreamProxy),
-        (AsyncMessages, "async_manager", AsyncMessageStreamProxy),
+        (sync, "manager", MessageStreamProxy),
+        (async_, "async_manager", AsyncMessageStreamProxy),
     )
-    for owner, kind, proxy in helper:
-        call = LLMCall(f"{name}.stream", span_type, _start, _record, _always, _HelperStream, proxy)
+    for owner, kind, manager_proxy in helper:
+        if not hasattr(owner, "stream"):
+            continue
+        call = LLMCall(
+            f"{name}.stream", span_type, _start, _record, _always, _HelperStream, manager_proxy
+        )
         targets.append(Target(owner, "stream", kind, call))
     return targets
 

@@ -29,6 +29,7 @@ from threadline.server.ingest.routes import router as ingest_router
 from threadline.server.ingest.writer import BatchWriter
 from threadline.server.ui_routes import ui_router
 from threadline.store.base import Store
+from threadline.store.offload import OffloadingStore
 
 _GZIP = ("gzip", "x-gzip")
 _JSON_METHODS = ("POST", "PUT", "PATCH")
@@ -39,6 +40,7 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     """The server: REST API under ``/api/v1``, OTLP at ``/v1/traces``, ``/health``, ``/ready``."""
     from threadline import __version__
 
+    store = _with_artifacts(settings, store)
     writer = BatchWriter(
         store,
         max_queued_rows=settings.ingest_queue_rows,
@@ -73,6 +75,16 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     app.add_middleware(AuthMiddleware, grants=settings.auth_tokens)  # added last: runs first
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _with_artifacts(settings: ServerSettings, store: Store) -> Store:
+    """``store``, keeping large span payloads at the artifacts destination if one is set."""
+    if settings.artifacts_destination is None or isinstance(store, OffloadingStore):
+        return store
+    from threadline.artifacts import get_artifact_repository
+
+    repository = get_artifact_repository(settings.artifacts_destination)
+    return OffloadingStore(store, repository, threshold_bytes=settings.artifact_threshold_bytes)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -27,7 +27,19 @@ AUTH_TOKENS = settings.SERVER_AUTH_TOKENS
 AUTH_TOKENS_FILE = settings.SERVER_AUTH_TOKENS_FILE
 MAX_BODY_BYTES = settings.SERVER_MAX_BODY_BYTES
 INGEST_QUEUE_SIZE = settings.SERVER_INGEST_QUEUE_SIZE
-SERVER_SETTINGS = (STORE_URI, AUTH_TOKENS, AUTH_TOKENS_FILE, MAX_BODY_BYTES, INGEST_QUEUE_SIZE)
+ARTIFACTS_DESTINATION = settings.SERVER_ARTIFACTS_DESTINATION
+ARTIFACT_THRESHOLD_BYTES = settings.SERVER_ARTIFACT_THRESHOLD_BYTES
+MAX_PAYLOAD_BYTES = settings.SERVER_MAX_PAYLOAD_BYTES
+SERVER_SETTINGS = (
+    STORE_URI,
+    AUTH_TOKENS,
+    AUTH_TOKENS_FILE,
+    MAX_BODY_BYTES,
+    INGEST_QUEUE_SIZE,
+    ARTIFACTS_DESTINATION,
+    ARTIFACT_THRESHOLD_BYTES,
+    MAX_PAYLOAD_BYTES,
+)
 
 
 @dataclass(frozen=True)
@@ -54,9 +66,20 @@ class ServerSettings:
     sync_wait_seconds: float = 30.0
     shutdown_drain_seconds: float = 60.0
     retry_after_seconds: int = 1
+    # Span payloads above the threshold go to the artifacts destination (None: stay inline);
+    # one above max_payload_bytes gets the whole request a 413.
+    artifacts_destination: str | None = None
+    artifact_threshold_bytes: int = 64 * 1024
+    max_payload_bytes: int = 16 * MiB
 
     def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "ingest_queue_rows", "ingest_batch_rows"):
+        for name in (
+            "max_body_bytes",
+            "ingest_queue_rows",
+            "ingest_batch_rows",
+            "artifact_threshold_bytes",
+            "max_payload_bytes",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}.")
@@ -125,6 +148,9 @@ def settings_from_environment() -> tuple[str, ServerSettings]:
         auth_tokens=tuple(grants),
         max_body_bytes=MAX_BODY_BYTES.get(),
         ingest_queue_rows=INGEST_QUEUE_SIZE.get(),
+        artifacts_destination=ARTIFACTS_DESTINATION.get(),
+        artifact_threshold_bytes=ARTIFACT_THRESHOLD_BYTES.get(),
+        max_payload_bytes=MAX_PAYLOAD_BYTES.get(),
     )
     return STORE_URI.get() or DEFAULT_STORE_URI, server_settings
 

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
+from threadline import _json as fast_json
 from threadline.errors import (
     InvalidArgumentError,
     ResourceAlreadyExistsError,
@@ -79,6 +80,18 @@ class ApiJSONResponse(JSONResponse):
             return text.encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate: \u-escape everything instead
             return json.dumps(json.loads(text), ensure_ascii=True).encode("ascii")
+
+
+class SpanDataJSONResponse(ApiJSONResponse):
+    """Trace and span data read from the store, rendered by orjson when it is installed.
+
+    The store returns non-finite floats as strings already, so orjson's NaN-as-null never
+    applies; whatever orjson refuses (a lone surrogate …) takes the standard path.
+    """
+
+    def render(self, content: Any) -> bytes:
+        fast = fast_json.dumps_bytes(content)
+        return fast if fast is not None else super().render(content)
 
 
 def _finite(value: Any) -> Any:

@@ -45,6 +45,13 @@ def add_server_command(groups: Any) -> None:
         help="sqlite:///path.db or postgresql://… (default: $THREADLINE_SERVER_BACKEND_STORE_URI, "
         "else sqlite:///threadline.db in the current directory)",
     )
+    cmd.add_argument(
+        "--artifacts-destination",
+        metavar="PATH|s3://bucket/prefix",
+        help="keep span payloads larger than $THREADLINE_SERVER_ARTIFACT_THRESHOLD_BYTES "
+        "(64 KiB) in this folder or S3 prefix (default: $THREADLINE_SERVER_ARTIFACTS_DESTINATION, "
+        "else in the database)",
+    )
     cmd.add_argument("--workers", type=_positive, default=1, metavar="N", help="processes")
     cmd.add_argument(
         "--auth-token",
@@ -72,19 +79,25 @@ def run_server(args: argparse.Namespace) -> int:
     grants = cfg.grants_from_tokens(tokens)
     if tokens_file is not None:
         grants.extend(cfg.grants_from_file(tokens_file))
+    artifacts = _artifacts_destination(args)
     settings = cfg.ServerSettings(
         auth_tokens=tuple(grants),
         max_body_bytes=cfg.MAX_BODY_BYTES.get(),
         ingest_queue_rows=cfg.INGEST_QUEUE_SIZE.get(),
+        artifacts_destination=artifacts,
+        artifact_threshold_bytes=cfg.ARTIFACT_THRESHOLD_BYTES.get(),
+        max_payload_bytes=cfg.MAX_PAYLOAD_BYTES.get(),
     )
     store = get_store(uri)
     sock = _bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     auth = f"auth on ({len(grants)} tokens)" if grants else "auth off"
+    where = f", artifacts {artifacts}" if artifacts is not None else ""
     print(
         f"threadline server listening on http://{shown}:{port} "
-        f"(store {_masked(uri)}, {args.workers} worker{'s' if args.workers > 1 else ''}, {auth})",
+        f"(store {_masked(uri)}{where}, {args.workers} worker{'s' if args.workers > 1 else ''}, "
+        f"{auth})",
         flush=True,
     )
     if not grants and args.host not in _LOOPBACK:
@@ -98,6 +111,7 @@ def run_server(args: argparse.Namespace) -> int:
                 cfg.STORE_URI: uri,
                 cfg.AUTH_TOKENS: ",".join(tokens) or None,
                 cfg.AUTH_TOKENS_FILE: tokens_file,
+                cfg.ARTIFACTS_DESTINATION: artifacts,
             }
         )
         _serve_many(args.workers, sock)
@@ -159,6 +173,19 @@ def _token_sources(args: argparse.Namespace) -> tuple[list[str], str | None]:
     else:
         tokens, path = list(cfg.AUTH_TOKENS.get()), cfg.AUTH_TOKENS_FILE.get()
     return tokens, None if path is None else os.path.abspath(path)
+
+
+def _artifacts_destination(args: argparse.Namespace) -> str | None:
+    """The flag's destination, else the environment's: absolute, and checked usable now
+    (folder created, boto3 installed) so a mistake stops the server before it listens."""
+    from threadline.artifacts import get_artifact_repository, resolve_destination
+
+    given = args.artifacts_destination or cfg.ARTIFACTS_DESTINATION.get()
+    if given is None:
+        return None
+    destination = resolve_destination(given)
+    get_artifact_repository(destination)
+    return destination
 
 
 def _bind(host: str, port: int) -> socket.socket:

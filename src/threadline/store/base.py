@@ -11,8 +11,25 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from threadline.entities.experiment import Experiment
+from threadline.entities.keys import SpanAttributeKey
 from threadline.entities.run import Metric, Run, RunInfo
+from threadline.entities.span import Span
 from threadline.entities.trace import Trace, TraceInfo
+
+#: The span attributes a trace's structure keeps (``Store.get_trace_structure``): small
+#: values a tree, a timeline or a list shows. Payload-heavy ones (chat messages, tools,
+#: user attributes) come with the whole span (``Store.get_span``).
+STRUCTURE_ATTRIBUTES = (
+    SpanAttributeKey.MODEL,
+    SpanAttributeKey.PROVIDER,
+    SpanAttributeKey.TOKEN_USAGE,
+    SpanAttributeKey.COST,
+    SpanAttributeKey.CACHED_INPUT_TOKENS,
+    SpanAttributeKey.CACHE_CREATION_INPUT_TOKENS,
+    SpanAttributeKey.REASONING_TOKENS,
+    SpanAttributeKey.FINISH_REASON,
+    SpanAttributeKey.ABORTED,
+)
 
 
 # Rows are slotted, not frozen: a frozen dataclass costs ~5x more to construct, and one
@@ -81,6 +98,17 @@ class Store(Protocol):
         """The trace with all its spans (ordered by start time), or ``None``."""
 
     def get_trace_info(self, trace_id: str) -> TraceInfo | None: ...
+
+    def get_trace_structure(self, trace_id: str) -> Trace | None:
+        """The trace with its spans but not their payloads, or ``None``.
+
+        Each span has its ids, name, type, times, status and only the attributes named in
+        ``STRUCTURE_ATTRIBUTES``; inputs and outputs are ``None`` and events empty. A view
+        draws the tree and timeline from this and reads a span's payloads with ``get_span``.
+        """
+
+    def get_span(self, trace_id: str, span_id: str) -> Span | None:
+        """One span of a trace with its payloads, or ``None``."""
 
     def search_traces(
         self,

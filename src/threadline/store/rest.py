@@ -17,6 +17,7 @@ from typing import Any
 
 from threadline.entities.experiment import Experiment
 from threadline.entities.run import Metric, Run, RunData, RunInfo
+from threadline.entities.span import Span
 from threadline.entities.trace import Trace, TraceInfo
 from threadline.errors import InvalidArgumentError, ResourceNotFoundError
 from threadline.store._rest_http import TIMEOUT_SECONDS, HttpClient, RemoteStoreError
@@ -84,6 +85,20 @@ class RestStore:
         except ResourceNotFoundError:
             return None
         return TraceInfo.from_dict(found["trace_info"])
+
+    def get_trace_structure(self, trace_id: str) -> Trace | None:
+        try:
+            found = self._http.call("GET", _path("traces", trace_id, "structure"))
+        except ResourceNotFoundError:
+            return None
+        return Trace.from_dict(found["trace"])
+
+    def get_span(self, trace_id: str, span_id: str) -> Span | None:
+        try:
+            found = self._http.call("GET", _path("traces", trace_id, "spans", span_id))
+        except ResourceNotFoundError:
+            return None
+        return Span.from_dict(found["span"])
 
     def search_traces(
         self,

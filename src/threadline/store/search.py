@@ -599,28 +599,30 @@ def _compile_trace_comparison(comparison: Comparison, dialect: str) -> sa.Column
 def _span_attribute_exists(comparison: Comparison, dialect: str) -> sa.ColumnElement[bool]:
     """EXISTS a span of the trace whose attribute ``key``, read as text, satisfies the test."""
     key = comparison.field.key
+    attributes = t.spans.c.attributes
+    prefilter = _text_prefilter(attributes, comparison, dialect)
     if dialect == "postgresql":
         key_param = sa.cast(sa.bindparam(None, key, sa.Text), sa.Text)
-        value = sa.cast(t.spans.c.attributes, sa.JSON).op("->>")(key_param)
+        value = sa.cast(attributes, sa.JSON).op("->>")(key_param)
         return sa.exists().where(
             t.spans.c.trace_id == t.traces.c.trace_id,
+            *prefilter,
             _apply(sa.type_coerce(value, sa.String), comparison),
         )
-    # SQLite: json_each finds the key exactly, whatever characters it holds (a JSON path
-    # cannot quote a key containing '"').
-    entries = sa.func.json_each(t.spans.c.attributes).table_valued("key", "value", "type")
+    if '"' not in key and "\\" not in key:
+        # A quoted JSON path reads one key without expanding every attribute (json_each).
+        path = sa.bindparam(None, f'$."{key}"', sa.Text)
+        as_text = _sqlite_text(
+            sa.func.json_type(attributes, path),
+            sa.cast(sa.func.json_extract(attributes, path), sa.Text),
+        )
+        return sa.exists().where(
+            t.spans.c.trace_id == t.traces.c.trace_id, *prefilter, _apply(as_text, comparison)
+        )
+    # A key holding '"' cannot be written as a JSON path: json_each finds it exactly.
+    entries = sa.func.json_each(attributes).table_valued("key", "value", "type")
     entries = entries.alias("attribute")
-    json_type = entries.c.type
-
-    def constant(word: str) -> sa.ColumnElement[Any]:  # our own SQL text, not a parameter
-        return sa.literal_column(f"'{word}'")
-
-    as_text = sa.case(
-        (json_type == constant("true"), constant("true")),
-        (json_type == constant("false"), constant("false")),
-        (json_type == constant("null"), sa.null()),
-        else_=sa.cast(entries.c.value, sa.Text),
-    )
+    as_text = _sqlite_text(entries.c.type, sa.cast(entries.c.value, sa.Text))
     return sa.exists(
         sa.select(sa.literal_column("1"))
         .select_from(t.spans.join(entries, sa.true()))
@@ -630,6 +632,49 @@ def _span_attribute_exists(comparison: Comparison, dialect: str) -> sa.ColumnEle
             _apply(as_text, comparison),
         )
     )
+
+
+def _sqlite_text(
+    json_type: sa.ColumnElement[Any], value: sa.ColumnElement[Any]
+) -> sa.ColumnElement[Any]:
+    """A JSON value as the filter language compares it: true/false as words, null as NULL."""
+
+    def constant(word: str) -> sa.ColumnElement[Any]:  # our own SQL text, not a parameter
+        return sa.literal_column(f"'{word}'")
+
+    return sa.case(
+        (json_type == constant("true"), constant("true")),
+        (json_type == constant("false"), constant("false")),
+        (json_type == constant("null"), sa.null()),
+        else_=value,
+    )
+
+
+# Text every JSON encoder writes as it is inside a string (no escapes): a substring test on
+# the stored attributes text can then rule a span out before any JSON is parsed.
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9 _.:@+-]{1,200}")
+# Values that may be the text of a JSON number or literal rather than of a string.
+_NUMBER_OR_WORD = re.compile(r"[0-9.eE+-]*|true|false|null")
+
+
+def _text_prefilter(
+    attributes: sa.ColumnElement[Any], comparison: Comparison, dialect: str
+) -> list[sa.ColumnElement[bool]]:
+    """Cheap necessary conditions: the quoted key (and, for ``=`` on a string, the quoted
+    value) appear in the attributes' JSON text. The exact JSON test still follows."""
+    find = sa.func.strpos if dialect == "postgresql" else sa.func.instr
+    needles = []
+    if _PLAIN_TEXT.fullmatch(comparison.field.key):
+        needles.append(f'"{comparison.field.key}"')
+    value = comparison.value
+    if (
+        comparison.op == "="
+        and isinstance(value, str)
+        and _PLAIN_TEXT.fullmatch(value)
+        and not _NUMBER_OR_WORD.fullmatch(value)  # those are stored unquoted
+    ):
+        needles.append(f'"{value}"')
+    return [find(attributes, sa.bindparam(None, n, sa.Text)) > 0 for n in needles]
 
 
 def _apply(column: sa.ColumnElement[Any], comparison: Comparison) -> sa.ColumnElement[bool]:

@@ -18,6 +18,7 @@ import functools
 import json
 import logging
 import math
+import operator
 import re
 import sqlite3
 import threading
@@ -25,6 +26,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -32,11 +34,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.pool import StaticPool
 
+from threadline import _json as fast_json
 from threadline.entities.experiment import (
     DEFAULT_EXPERIMENT_ID,
     Experiment,
     LifecycleStage,
 )
+from threadline.entities.keys import SpanAttributeKey
 from threadline.entities.run import Metric, Run, RunData, RunInfo, RunStatus
 from threadline.entities.span import Span, SpanEvent, SpanStatus, SpanStatusCode
 from threadline.entities.trace import Trace, TraceData, TraceInfo, TraceMetadataKey
@@ -50,7 +54,7 @@ from threadline.errors import (
 from threadline.store import migrations, search
 from threadline.store import tables as t
 from threadline.store._write_statements import WriteStatements
-from threadline.store.base import SpanRow, Store, TraceRow
+from threadline.store.base import STRUCTURE_ATTRIBUTES, SpanRow, Store, TraceRow
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +75,17 @@ _FINAL_STATES = ("OK", "ERROR")
 _TRACE_STATES = ("OK", "ERROR", "IN_PROGRESS")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # Text that JSON readers in SQL reject or mangle: NaN/Infinity, \u0000, lone surrogates.
-_RISKY_JSON = re.compile(r"NaN|Infinity|\\u0000|\\u[dD][89a-fA-F]|[\ud800-\udfff]")
+_RISKY_ESCAPE = re.compile(r"\\u0000|\\u[dD][89a-fA-F]")
+
+
+def _risky_json(text: str) -> bool:
+    """Whether JSON readers in SQL would reject or mangle ``text``: NaN/Infinity, ``\\u0000``,
+    lone surrogates. Substring tests first: a regex alternation is slow on long text."""
+    if "NaN" in text or "Infinity" in text:
+        return True
+    if "\\u" in text and _RISKY_ESCAPE.search(text) is not None:
+        return True
+    return not text.isascii() and _SURROGATE.search(text) is not None
 
 
 def now_ms() -> int:
@@ -240,6 +254,46 @@ class SqlStore:
                 }
             )
             self._refresh_span_totals(conn, span_trace_ids, unnamed)
+            self._refresh_trace_costs(
+                conn, sorted({r["trace_id"] for r in span_rows if _COST_MARK in r["attributes"]})
+            )
+
+    def _refresh_trace_costs(self, conn: Connection, trace_ids: list[str]) -> None:
+        """Sum the ``threadline.llm.cost`` of each trace's spans into its ``cost`` metadata.
+
+        Only spans with token counts can have a cost, so only those are read (the cost is
+        pulled out of their attributes by the database, not loaded whole).
+        """
+        if not trace_ids:
+            return
+        spans = t.spans.c
+        has_tokens = sa.or_(
+            spans.input_tokens.is_not(None),
+            spans.output_tokens.is_not(None),
+            spans.total_tokens.is_not(None),
+        )
+        cost = self._attribute_json(SpanAttributeKey.COST)
+        sums: dict[str, dict[str, Decimal]] = {}
+        for chunk in self._chunks(trace_ids):
+            query = sa.select(spans.trace_id, cost).where(spans.trace_id.in_(chunk), has_tokens)
+            for trace_id, text in conn.execute(query):
+                _add_cost(sums.setdefault(trace_id, dict.fromkeys(_COST_FIELDS, Decimal(0))), text)
+        rows = [
+            {
+                "trace_id": trace_id,
+                "key": TraceMetadataKey.COST,
+                "value": json.dumps({field: float(total[field]) for field in _COST_FIELDS}),
+            }
+            for trace_id, total in sorted(sums.items())
+        ]
+        self._upsert_kv(conn, t.trace_metadata, "trace_id", rows, overwrite=True)
+
+    def _attribute_json(self, key: str) -> sa.ColumnElement[Any]:
+        """JSON text of one span attribute (SQL NULL when absent); ``key`` is our own constant."""
+        if self._dialect == "postgresql":
+            value = sa.cast(t.spans.c.attributes, sa.JSON).op("->")(sa.literal(key, sa.Text))
+            return sa.cast(value, sa.Text)
+        return sa.func.json_extract(t.spans.c.attributes, sa.literal(f'$."{key}"'))
 
     def _stored_states(self, conn: Connection, trace_ids: set[str]) -> dict[str, str]:
         states: dict[str, str] = {}
@@ -346,7 +400,11 @@ class SqlStore:
         # Straight to the driver: SQLAlchemy's per-row parameter processing would cost more
         # than the insert itself, and this runs for every exported span.
         sql, order = self._span_upsert_sql
-        conn.exec_driver_sql(sql, [tuple(r[k] for k in order) for r in rows] if order else rows)
+        if order:
+            positional = operator.itemgetter(*order)  # one C call per row
+            conn.exec_driver_sql(sql, [positional(r) for r in rows])
+        else:
+            conn.exec_driver_sql(sql, rows)
 
     @functools.cached_property
     def _span_upsert_sql(self) -> tuple[str, list[str] | None]:
@@ -380,6 +438,53 @@ class SqlStore:
         with self._read("read a trace") as conn:
             infos = self._trace_infos(conn, self._trace_rows(conn, [trace_id]))
         return infos[0] if infos else None
+
+    def get_trace_structure(self, trace_id: str) -> Trace | None:
+        """The trace with its spans but not their payloads (see ``Store.get_trace_structure``).
+
+        The database picks the ``STRUCTURE_ATTRIBUTES`` out of each span's attributes, so
+        inputs, outputs, events and large attributes are never read into Python.
+        """
+        with self._read("read a trace") as conn:
+            infos = self._trace_infos(conn, self._trace_rows(conn, [trace_id]))
+            if not infos:
+                return None
+            rows = conn.execute(self._structure_query(trace_id)).all()
+        spans = [_structure_span(*row) for row in rows]
+        return Trace(info=infos[0], data=TraceData(spans=_ordered_spans(spans)))
+
+    def _structure_query(self, trace_id: str) -> sa.Select[Any]:
+        """The span columns of one trace, with the structure attributes as a JSON array text."""
+        c = t.spans.c
+        columns = [c[name] for name in _STRUCTURE_COLUMNS]
+        where = c.trace_id == trace_id
+        if self._dialect == "postgresql":
+            # Parse each span's attributes once (OFFSET 0 keeps the planner from inlining the
+            # cast into every key lookup), then build the array from the parsed value.
+            parsed = sa.cast(c.attributes, postgresql.JSONB).label("parsed")
+            inner = sa.select(*columns, parsed).where(where).offset(0).subquery("structure")
+            values = [
+                inner.c.parsed.op("->")(sa.literal(key, sa.Text)) for key in STRUCTURE_ATTRIBUTES
+            ]
+            as_text = sa.cast(sa.func.jsonb_build_array(*values), sa.Text)
+            return sa.select(
+                *[inner.c[name] for name in _STRUCTURE_COLUMNS], as_text.label("picked")
+            )
+        paths = [sa.literal(f'$."{key}"') for key in STRUCTURE_ATTRIBUTES]  # our own keys
+        picked = sa.case(  # several paths give a JSON array; most spans have no attributes
+            (c.attributes == "{}", sa.null()),
+            else_=sa.func.json_extract(c.attributes, *paths),
+        )
+        return sa.select(*columns, picked.label("picked")).where(where)
+
+    def get_span(self, trace_id: str, span_id: str) -> Span | None:
+        """One span with its payloads, or ``None``."""
+        query = sa.select(t.spans).where(
+            t.spans.c.trace_id == trace_id, t.spans.c.span_id == span_id
+        )
+        with self._read("read a span") as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else _span(row)
 
     def _trace_rows(self, conn: Connection, trace_ids: list[str]) -> list[RowMapping]:
         query = sa.select(t.traces).where(t.traces.c.trace_id.in_(trace_ids))
@@ -456,7 +561,7 @@ class SqlStore:
                 .where(t.spans.c.trace_id.in_(chunk))
                 .order_by(t.spans.c.trace_id, t.spans.c.start_time_ns)
             )
-            for row in conn.execute(query).mappings():
+            for row in conn.execute(query).mappings().fetchall():
                 rows.setdefault(row["trace_id"], []).append(row)
         return {tid: _ordered_spans([_span(r) for r in rs]) for tid, rs in rows.items()}
 
@@ -1014,13 +1119,13 @@ def searchable_attributes(text: str) -> str:
     if text == "{}":
         return text
     try:
-        value = json.loads(text)
+        value = fast_json.loads(text)
     except (ValueError, TypeError, RecursionError):
         value = None
     if not isinstance(value, dict):
         logger.debug("Span attributes are not a JSON object; keeping them as text")
         return json.dumps({"threadline.unparsed": clean_text(str(text))}, ensure_ascii=False)
-    if not _RISKY_JSON.search(text):
+    if not _risky_json(text):
         return text
     return json.dumps(_strict_json(value), ensure_ascii=False, separators=(",", ":"))
 
@@ -1337,12 +1442,7 @@ def _span(row: RowMapping) -> Span:
 
 def _loads(text: str | None) -> Any:
     """Stored JSON text back to values (text that is not JSON comes back as it is)."""
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
+    return None if text is None else fast_json.stored_value(text)
 
 
 def _events(text: str) -> list[SpanEvent]:
@@ -1409,3 +1509,70 @@ if TYPE_CHECKING:  # the type checker verifies SqlStore against the Store protoc
 
     def _implements_store(store: SqlStore) -> Store:
         return store
+
+
+# --- trace structure and cost sums -------------------------------------------------------
+
+_STRUCTURE_COLUMNS = (
+    "trace_id",
+    "span_id",
+    "parent_id",
+    "name",
+    "span_type",
+    "status_code",
+    "status_message",
+    "start_time_ns",
+    "end_time_ns",
+)
+_COST_FIELDS = ("input_cost", "output_cost", "total_cost")
+_COST_MARK = f'"{SpanAttributeKey.COST}"'  # in a span's attributes text when it has a cost
+# A span with none of the structure attributes, as SQLite and PostgreSQL write the array.
+_NOTHING_PICKED = frozenset(
+    sep.join(["null"] * len(STRUCTURE_ATTRIBUTES)).join("[]") for sep in (",", ", ")
+)
+
+
+def _structure_span(
+    trace_id: str,
+    span_id: str,
+    parent_id: str | None,
+    name: str,
+    span_type: str,
+    status_code: str,
+    status_message: str | None,
+    start_time_ns: int,
+    end_time_ns: int | None,
+    picked: str | None,
+) -> Span:
+    """A span without payloads (a ``_structure_query`` row, in ``_STRUCTURE_COLUMNS`` order
+    then the structure attributes the database picked out, as a JSON array)."""
+    attributes: dict[str, Any] = {}
+    if picked is not None and picked not in _NOTHING_PICKED:  # most spans: skip the parse
+        values = _loads(picked)
+        if isinstance(values, list):
+            attributes = {k: v for k, v in zip(STRUCTURE_ATTRIBUTES, values) if v is not None}
+    return Span(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_id=parent_id,
+        name=name,
+        span_type=span_type,
+        start_time_ns=start_time_ns,
+        end_time_ns=end_time_ns,
+        status=SpanStatus(
+            status_code if status_code in SpanStatusCode.ALL else SpanStatusCode.UNSET,
+            status_message or "",
+        ),
+        attributes=attributes,
+    )
+
+
+def _add_cost(total: dict[str, Decimal], text: str | None) -> None:
+    """Add one span's cost (JSON text of ``{"input_cost", …}``) to ``total``; odd values skip."""
+    cost = _loads(text)
+    if not isinstance(cost, dict):
+        return
+    for field in _COST_FIELDS:
+        value = cost.get(field)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            total[field] += Decimal(repr(float(value)))

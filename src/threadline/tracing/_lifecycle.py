@@ -132,9 +132,16 @@ def _begin_root(
 
 
 def end_span(
-    span: LiveSpan | NoOpSpan, outputs: Any = MISSING, exc: BaseException | None = None
+    span: LiveSpan | NoOpSpan,
+    outputs: Any = MISSING,
+    exc: BaseException | None = None,
+    owned: bool = False,
 ) -> None:
-    """Close ``span``: record outputs or the exception, run span processors, snapshot, export."""
+    """Close ``span``: record outputs or the exception, run span processors, snapshot, export.
+
+    ``owned=True`` says ``outputs`` is a fresh value nothing else refers to (an
+    integration's ``model_dump()``), so it needs no snapshot copy.
+    """
     try:
         if span._ended:  # also true for the non-recording span
             return
@@ -150,7 +157,7 @@ def end_span(
         if RT.processors:
             _run_processors(span)
         out = span._outputs
-        if type(out) not in _SCALARS:
+        if type(out) not in _SCALARS and not (owned and out is outputs):
             span._outputs = snapshot(out)
         span._ended = True
         state = span._trace_state

@@ -2,7 +2,12 @@
  * Trace.to_dict(): {"info": {...}, "data": {"spans": [...]}}.
  *
  *   import { renderTrace, renderTraceList } from "./trace_view.js";  // plus trace_view.css
- *   renderTrace(container, traceJson, { selectedSpanId, onSelectSpan });
+ *   renderTrace(container, traceJson, { selectedSpanId, onSelectSpan, loadSpan });
+ *
+ * Spans carry their payloads (inputs, outputs, events, every attribute) inline, as in the
+ * notebook, or, when ``loadSpan(span)`` is given, only their structure (as the web UI's
+ * /traces/{id}/structure returns it): the tree and timeline draw at once, and the selected
+ * span's payloads come from ``loadSpan``, which returns the whole span or a Promise of it.
  *
  * The web UI loads this file as an ES module under a strict Content-Security-Policy; the
  * notebook display inlines it as a classic script (its one export line removed). Rules
@@ -52,6 +57,7 @@ const CHAT_MESSAGES = "threadline.chat.messages";
 const CHAT_TOOLS = "threadline.chat.tools";
 const TOKEN_USAGE = "threadline.token_usage";
 const MODEL = "threadline.model";
+const COST = "threadline.llm.cost";
 
 // ---------------------------------------------------------------- small helpers
 
@@ -128,6 +134,35 @@ function tokenText(usage) {
   if (output !== null) parts.push(output + " out");
   if (total !== null) parts.push(total + " total");
   return parts.length ? parts.join(DOT) : null;
+}
+
+/** US dollars with four significant digits, never in exponent form ("$0.00045", "$1.20"). */
+function formatUsd(value) {
+  const v = toNumber(value);
+  if (v === null || v < 0) return null;
+  if (v === 0) return "$0.00";
+  const decimals = Math.min(12, Math.max(2, 3 - Math.floor(Math.log10(v))));
+  let text = v.toFixed(decimals);
+  if (text.includes(".")) {
+    text = text.replace(/0+$/, "");
+    const places = text.length - text.indexOf(".") - 1;
+    if (places < 2) text += "0".repeat(2 - places);
+  }
+  return "$" + text;
+}
+
+/** The total of a cost ({input_cost, output_cost, total_cost}, or its JSON text) and its parts. */
+function costParts(cost) {
+  const c = parseMaybeJson(cost);
+  if (!isObject(c)) return null;
+  const total = formatUsd(c.total_cost);
+  if (total === null) return null;
+  const input = formatUsd(c.input_cost);
+  const output = formatUsd(c.output_cost);
+  const parts = [];
+  if (input !== null) parts.push("input " + input);
+  if (output !== null) parts.push("output " + output);
+  return { total, detail: parts.join(DOT) };
 }
 
 function typeClass(type) {
@@ -483,10 +518,19 @@ function toolCallView(call) {
 // ---------------------------------------------------------------- header and span detail
 
 function metaItem(parent, label, value, className) {
-  if (value === null || value === undefined || value === "") return;
+  if (value === null || value === undefined || value === "") return null;
   const item = el("span", "tl-meta-item" + (className ? " " + className : ""));
   item.append(el("span", "tl-meta-label", label), el("span", "tl-meta-value", value));
   parent.append(item);
+  return item;
+}
+
+/** "Cost $0.00045", its input and output parts as the tooltip. */
+function costItem(parent, cost) {
+  const parts = costParts(cost);
+  if (!parts) return;
+  const item = metaItem(parent, "Cost", parts.total, "tl-cost");
+  if (item && parts.detail) item.title = parts.detail;
 }
 
 function headerView(model) {
@@ -506,6 +550,7 @@ function headerView(model) {
   metaItem(meta, "Started", formatTime(info.request_time));
   const metadata = isObject(info.trace_metadata) ? info.trace_metadata : {};
   metaItem(meta, "Tokens", tokenText(metadata.token_usage));
+  costItem(meta, metadata.cost);
   metaItem(meta, "Spans", String(model.nodes.length));
   metaItem(meta, "Trace ID", info.trace_id ? String(info.trace_id) : null, "tl-mono");
   header.append(meta);
@@ -528,14 +573,18 @@ function section(title, content, open) {
   return node;
 }
 
-function spanDetailView(node, model) {
-  const span = node.span;
-  const status = spanStatus(span);
+/**
+ * The detail pane of a span. ``lazy`` is null when spans carry their payloads; else
+ * { full, error, retry }: the span as loaded (or null while it loads), the load error.
+ */
+function spanDetailView(node, model, lazy) {
+  const span = lazy && isObject(lazy.full) ? lazy.full : node.span;
+  const status = spanStatus(node.span);
   const attributes = isObject(span.attributes) ? span.attributes : {};
   const events = Array.isArray(span.events) ? span.events.filter(isObject) : [];
   const box = el("div", "tl-span-detail");
   const head = el("div", "tl-detail-head");
-  head.append(badge(span.span_type), el("span", "tl-detail-name", spanName(span)));
+  head.append(badge(node.span.span_type), el("span", "tl-detail-name", spanName(node.span)));
   box.append(head);
   const meta = el("div", "tl-meta");
   metaItem(meta, "Status", status.code, status.code === "ERROR" ? "tl-meta-error" : "");
@@ -543,9 +592,14 @@ function spanDetailView(node, model) {
   metaItem(meta, "Start", "+" + formatDuration(node.start - model.t0));
   metaItem(meta, "Model", attributes[MODEL] === undefined ? null : String(attributes[MODEL]));
   metaItem(meta, "Tokens", tokenText(attributes[TOKEN_USAGE]));
-  metaItem(meta, "Span ID", span.span_id ? String(span.span_id) : null, "tl-mono");
+  costItem(meta, attributes[COST]);
+  metaItem(meta, "Span ID", node.span.span_id ? String(node.span.span_id) : null, "tl-mono");
   box.append(meta);
   if (status.message) box.append(el("div", "tl-error-msg", status.message));
+  if (lazy && !isObject(lazy.full)) {
+    box.append(lazy.error ? loadErrorView(lazy.error, lazy.retry) : loadingView());
+    return box;
+  }
   const messages = CHAT_TYPES.has(span.span_type) ? chatMessages(span) : null;
   if (messages) box.append(section("Conversation", chatView(messages, attributes[CHAT_TOOLS])));
   box.append(section("Inputs", valueView(span.inputs, "No inputs")));
@@ -555,6 +609,20 @@ function spanDetailView(node, model) {
   const hasAttributes = Object.keys(attributes).length > 0;
   box.append(section("Attributes", valueView(hasAttributes ? attributes : null, "No attributes", 1)));
   box.append(section("Events (" + events.length + ")", eventsView(events, node), events.length > 0));
+  return box;
+}
+
+function loadingView() {
+  const node = el("div", "tl-loading", "Loading inputs, outputs, attributes and events" + ELLIPSIS);
+  node.setAttribute("role", "status");
+  return node;
+}
+
+function loadErrorView(error, retry) {
+  const box = el("div", "tl-load-error");
+  box.setAttribute("role", "alert");
+  const message = error && error.message ? error.message : String(error);
+  box.append(el("span", "", "Could not load this span: " + message), button("tl-more", "Retry", retry));
   return box;
 }
 
@@ -708,9 +776,51 @@ class TraceView {
 
   renderDetail() {
     const node = this.selected;
-    const content = node ? spanDetailView(node, this.model) : el("div", "tl-empty", "This trace has no spans.");
+    let content;
+    if (!node) {
+      content = el("div", "tl-empty", "This trace has no spans.");
+    } else if (typeof this.options.loadSpan === "function") {
+      if (!node.full && !node.loading && !node.error) this.loadPayload(node);
+      const retry = () => {
+        node.error = null;
+        this.renderDetail();
+      };
+      content = spanDetailView(node, this.model, { full: node.full, error: node.error, retry });
+    } else {
+      content = spanDetailView(node, this.model, null);
+    }
     this.detail.replaceChildren(content);
     this.detail.scrollTop = 0;
+  }
+
+  /** Asks ``options.loadSpan`` for a span's payloads; shows them if it is still selected. */
+  loadPayload(node) {
+    let result;
+    try {
+      result = this.options.loadSpan(node.span);
+    } catch (error) {
+      node.error = error || new Error("loading failed");
+      return;
+    }
+    if (!result || typeof result.then !== "function") {
+      node.full = isObject(result) ? result : node.span;
+      return;
+    }
+    node.loading = true;
+    const settle = () => {
+      node.loading = false;
+      if (this.selected === node && this.root.isConnected) this.renderDetail();
+    };
+    result.then(
+      (span) => {
+        node.full = isObject(span) ? span : node.span;
+        settle();
+      },
+      (error) => {
+        node.error = error || new Error("loading failed");
+        settle();
+      },
+    );
   }
 
   onClick(event) {
@@ -776,7 +886,9 @@ function failureView(error) {
 /**
  * Draws one trace into ``container`` (its children are replaced).
  * ``trace`` is Trace.to_dict() (or its JSON text); ``options.selectedSpanId`` picks the
- * span shown first and ``options.onSelectSpan(spanId)`` hears about clicks.
+ * span shown first and ``options.onSelectSpan(spanId)`` hears about clicks. With
+ * ``options.loadSpan(span)`` the spans are structure only and the selected one's payloads
+ * are loaded through it (a span, or a Promise of one; a rejection is shown with a retry).
  */
 function renderTrace(container, trace, options) {
   try {

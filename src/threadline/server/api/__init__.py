@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from threadline.server.api.schemas import ErrorResponse, Status, storable_text
 from threadline.server.auth import Principal, principal
-from threadline.server.errors import ApiJSONResponse, error_response
+from threadline.server.errors import ApiJSONResponse, SpanDataJSONResponse, error_response
 from threadline.store.base import Store
 
 READY_TIMEOUT_SECONDS = 5.0
@@ -51,6 +51,11 @@ QueryKey = Annotated[str, Query(min_length=1, max_length=250), AfterValidator(st
 def json_response(content: Any, status: int = 200) -> Response:
     """A JSON response (not validated against the response model again: lists can be big)."""
     return ApiJSONResponse(content, status_code=status)
+
+
+def span_data_response(content: Any) -> Response:
+    """Trace data read from the store (big: thousands of spans), rendered by orjson."""
+    return SpanDataJSONResponse(content)
 
 
 def page(key: str, items: list[dict[str, Any]], token: str | None) -> Response:

@@ -323,3 +323,38 @@ class TraceInfoResponse(BaseModel):
 class TraceList(BaseModel):
     traces: list[TraceOut]
     next_page_token: str | None
+
+
+class SpanSummaryOut(BaseModel):
+    """A span without its payloads (``inputs``, ``outputs``, ``events`` and most attributes).
+
+    ``attributes`` holds only small well-known keys (model, provider, token usage, cost …);
+    ``GET /traces/{trace_id}/spans/{span_id}`` returns the whole span.
+    """
+
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    name: str
+    span_type: str
+    start_time_ns: int
+    end_time_ns: int | None
+    status: SpanStatusOut
+    attributes: dict[str, Any]
+
+
+class TraceStructureDataOut(BaseModel):
+    spans: list[SpanSummaryOut]
+
+
+class TraceStructureOut(BaseModel):
+    info: TraceInfoOut
+    data: TraceStructureDataOut
+
+
+class TraceStructureResponse(BaseModel):
+    trace: TraceStructureOut
+
+
+class SpanResponse(BaseModel):
+    span: SpanOut

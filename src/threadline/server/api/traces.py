@@ -1,5 +1,8 @@
 """``/api/v1/traces``: log a batch of rows (the SDK's path), get, search, delete, tag.
 
+A viewer of a large trace reads ``/traces/{id}/structure`` (the span tree without
+payloads) and then ``/traces/{id}/spans/{span_id}`` for the span it opens.
+
 ``POST /traces/batch`` goes through the same queue and writer as OTLP ingest. By default
 it answers once the rows are written (200), so a client that flushes before it reads sees
 its traces; ``x-threadline-sync: 0`` answers as soon as they are queued (202).
@@ -7,7 +10,7 @@ its traces; ``x-threadline-sync: 0`` answers as soon as they are queued (202).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from starlette.concurrency import run_in_threadpool
@@ -15,7 +18,14 @@ from starlette.responses import Response
 
 from threadline.entities.trace import Trace, TraceInfo
 from threadline.errors import ResourceNotFoundError
-from threadline.server.api import PathId, PrincipalDep, QueryKey, StoreDep, json_response, page
+from threadline.server.api import (
+    PathId,
+    PrincipalDep,
+    QueryKey,
+    StoreDep,
+    json_response,
+    span_data_response,
+)
 from threadline.server.api.schemas import (
     DeletedCount,
     DeleteTraces,
@@ -25,10 +35,12 @@ from threadline.server.api.schemas import (
     OrderBy,
     SearchTraces,
     SetTag,
+    SpanResponse,
     Text,
     TraceInfoResponse,
     TraceList,
     TraceResponse,
+    TraceStructureResponse,
 )
 from threadline.server.auth import Principal
 from threadline.server.ingest.conventions import bounded_json
@@ -105,7 +117,32 @@ def get_trace(trace_id: PathId, store: StoreDep, who: PrincipalDep) -> Response:
     trace = store.get_trace(trace_id)
     if trace is None or not who.can_read(trace.info.experiment_id):
         raise _not_found(trace_id)
-    return json_response({"trace": trace.to_dict()})
+    return span_data_response({"trace": trace.to_dict()})
+
+
+@router.get("/{trace_id}/structure", response_model=TraceStructureResponse)
+def get_trace_structure(trace_id: PathId, store: StoreDep, who: PrincipalDep) -> Response:
+    """The trace with its span tree but not the spans' payloads.
+
+    Each span has its ids, name, type, times, status and a few small attributes (model,
+    provider, token usage, cost); a viewer draws the tree and timeline from this and reads
+    one span's inputs, outputs, attributes and events with ``GET …/spans/{span_id}``.
+    """
+    trace = store.get_trace_structure(trace_id)
+    if trace is None or not who.can_read(trace.info.experiment_id):
+        raise _not_found(trace_id)
+    spans = [_summary(span.to_dict()) for span in trace.data.spans]
+    return span_data_response({"trace": {"info": trace.info.to_dict(), "data": {"spans": spans}}})
+
+
+@router.get("/{trace_id}/spans/{span_id}", response_model=SpanResponse)
+def get_span(trace_id: PathId, span_id: PathId, store: StoreDep, who: PrincipalDep) -> Response:
+    """One span of a trace with its inputs, outputs, attributes and events."""
+    _visible_info(store, who, trace_id)
+    span = store.get_span(trace_id, span_id)
+    if span is None:
+        raise ResourceNotFoundError(f"No span with id {span_id!r} in trace {trace_id!r}.")
+    return span_data_response({"span": span.to_dict()})
 
 
 @router.get("/{trace_id}/info", response_model=TraceInfoResponse)
@@ -140,7 +177,8 @@ def _search(store: Store, who: Principal, query: SearchTraces) -> Response:
         run_id=query.run_id,
         include_spans=query.include_spans,
     )
-    return page("traces", [_trace_dict(t, query.include_spans) for t in traces], token)
+    items = [_trace_dict(t, query.include_spans) for t in traces]
+    return span_data_response({"traces": items, "next_page_token": token})
 
 
 def _trace_dict(trace: Trace, include_spans: bool) -> dict[str, object]:
@@ -148,6 +186,16 @@ def _trace_dict(trace: Trace, include_spans: bool) -> dict[str, object]:
     if not include_spans:
         data["data"] = {"spans": []}
     return data
+
+
+def _summary(span: dict[str, Any]) -> dict[str, Any]:
+    """A span's JSON without the payload fields (``SpanSummaryOut``)."""
+    for key in _PAYLOAD_FIELDS:
+        span.pop(key, None)
+    return span
+
+
+_PAYLOAD_FIELDS = ("inputs", "outputs", "events")
 
 
 def _visible_info(store: Store, who: Principal, trace_id: str) -> TraceInfo:

@@ -15,8 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from threadline import _json as fast_json
 from threadline.entities.keys import SpanAttributeKey, TraceMetadataKey
 from threadline.entities.trace import truncate_preview
+from threadline.pricing import cost_attribute
 from threadline.store.base import SpanRow, TraceRow
 
 MAX_JSON_DEPTH = 64  # deeper payloads are stored as text (the SDK itself stops at 40)
@@ -59,7 +61,19 @@ _OUTPUT_TOKEN_KEYS = (
     "gen_ai.usage.completion_tokens",
 )
 _TOTAL_TOKEN_KEYS = ("llm.token_count.total", "gen_ai.usage.total_tokens")
+# Parts of the input tokens read from / written to the provider's cache (priced apart).
+_CACHE_READ_KEYS = (
+    "llm.token_count.prompt_details.cache_read",
+    "gen_ai.usage.cache_read.input_tokens",
+    "gen_ai.usage.cache_read_input_tokens",
+)
+_CACHE_WRITE_KEYS = (
+    "llm.token_count.prompt_details.cache_write",
+    "gen_ai.usage.cache_creation.input_tokens",
+    "gen_ai.usage.cache_creation_input_tokens",
+)
 _METADATA_KEYS = (("session.id", TraceMetadataKey.SESSION_ID), ("user.id", TraceMetadataKey.USER))
+_TOKEN_KEYS = frozenset(_INPUT_TOKEN_KEYS + _OUTPUT_TOKEN_KEYS + _TOTAL_TOKEN_KEYS)
 
 
 @dataclass(frozen=True)
@@ -75,10 +89,16 @@ def attributes(pairs: Iterable[Any]) -> dict[str, Any]:
     """OTLP ``KeyValue``s as a dict (keys without a value are left out)."""
     out: dict[str, Any] = {}
     for pair in pairs:
-        value = any_value(pair.value)
-        if value is not None:
-            out[pair.key] = value
+        value = pair.value
+        kind = value.WhichOneof("value")
+        if kind in _SCALAR_KINDS:  # the common case, inlined: this runs for every attribute
+            out[pair.key] = getattr(value, kind)
+        elif kind is not None:
+            out[pair.key] = any_value(value)
     return out
+
+
+_SCALAR_KINDS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
 
 
 def any_value(value: Any) -> Any:
@@ -130,12 +150,14 @@ def map_span(
         inputs, outputs = _payload(attributes, "input"), _payload(attributes, "output")
         counts = _convention_counts(attributes)
         _add_threadline_keys(own, attributes, counts)
-        events_json = bounded_json(_dumps(events))
+        events_json = bounded_json(_dumps(events)) if events else "[]"
         metadata = {
             meta: str(attributes[key])
             for key, meta in _METADATA_KEYS
             if isinstance(attributes.get(key), (str, int))
         }
+    if counts[0] is not None or counts[1] is not None:
+        _set_cost(own, compute=not threadline_span)
     row = SpanRow(
         trace_id=trace_id,
         span_id=span_id,
@@ -290,9 +312,29 @@ def _add_threadline_keys(
     usage = {name: count for name, count in zip(names, counts) if count is not None}
     if usage:
         own.setdefault(SpanAttributeKey.TOKEN_USAGE, usage)
+        for target, keys in (
+            (SpanAttributeKey.CACHED_INPUT_TOKENS, _CACHE_READ_KEYS),
+            (SpanAttributeKey.CACHE_CREATION_INPUT_TOKENS, _CACHE_WRITE_KEYS),
+        ):
+            cached = _first_count(attrs, keys)
+            if cached is not None:
+                own.setdefault(target, cached)
+
+
+def _set_cost(own: dict[str, Any], *, compute: bool) -> None:
+    """The span's USD cost (``threadline.pricing``): kept (as an object, also when it came as
+    JSON text), else computed from its model and tokens. Spans of a threadline SDK are not
+    priced here: its exporter priced them already, with the user's own prices."""
+    given = own.get(SpanAttributeKey.COST)
+    if isinstance(given, str) and isinstance(parsed := _json_value(given), dict):
+        own[SpanAttributeKey.COST] = parsed
+    elif compute and (cost := cost_attribute(own)) is not None:
+        own[SpanAttributeKey.COST] = cost
 
 
 def _convention_counts(attrs: dict[str, Any]) -> tuple[int | None, int | None, int | None]:
+    if _TOKEN_KEYS.isdisjoint(attrs):  # most spans of a trace are not LLM calls
+        return None, None, None
     return usage_counts(
         {
             "input_tokens": _first_count(attrs, _INPUT_TOKEN_KEYS),
@@ -329,7 +371,11 @@ def _count(value: Any) -> int | None:
 
 
 def _first_str(attrs: dict[str, Any], keys: tuple[str, ...]) -> str | None:
-    return next((v for k in keys if isinstance(v := attrs.get(k), str) and v), None)
+    for key in keys:
+        value = attrs.get(key)
+        if value and isinstance(value, str):
+            return value
+    return None
 
 
 def preview(json_text: str) -> str | None:
@@ -349,9 +395,11 @@ _INVALID = object()
 def _json_value(text: str) -> Any:
     """The parsed value, or ``_INVALID`` (not JSON, or nested deeper than ``MAX_JSON_DEPTH``)."""
     try:
-        value = json.loads(text)
+        value = fast_json.loads(text)
     except (ValueError, RecursionError):
         return _INVALID
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:  # cannot nest deeper: no walk
+        return value
     return value if depth(value) <= MAX_JSON_DEPTH else _INVALID
 
 
@@ -401,5 +449,5 @@ def depth(value: Any) -> int:
     return deepest
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=repr)
+# One encoder: ``json.dumps`` with options builds a new one on every call.
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=repr).encode

@@ -25,6 +25,7 @@ from threadline.server.ingest.decode import (
     decode_request,
     media_type,
 )
+from threadline.server.ingest.payloads import check_payload_sizes, offload_payloads
 from threadline.server.ingest.writer import (
     BatchWriter,
     QueueFullError,
@@ -91,8 +92,9 @@ async def accept_rows(
 ) -> bool:
     """Check write access, queue the rows; with ``wait``, return once they are written.
 
-    Returns whether they were written. Raises ``ApiError``: 403, 503 (queue full, shutting
-    down, or the write still pending after the wait), or 400 if the store refused them.
+    Returns whether they were written. Raises ``ApiError``: 403, 413 (a span payload over
+    the limit), 503 (queue full, shutting down, the artifact store failing, or the write
+    still pending after the wait), or 400 if the store refused them.
     """
     if not who.write:
         raise ApiError(403, "This token is read-only.")
@@ -100,6 +102,8 @@ async def accept_rows(
         await run_in_threadpool(_check_trace_access, request.app.state.store, who, traces, spans)
     writer: BatchWriter = request.app.state.writer
     settings = request.app.state.settings
+    check_payload_sizes(spans, settings.max_payload_bytes)
+    spans = await offload_payloads(request.app.state.store, spans)
     try:
         done = writer.submit(traces, spans, wait=wait)
     except QueueFullError as exc:

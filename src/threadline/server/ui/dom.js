@@ -76,6 +76,32 @@ export function tokenTotal(info) {
   }
 }
 
+/** The total USD cost of a trace summary (metadata ``cost`` is JSON text), or null. */
+export function costTotal(info) {
+  const raw = info && info.trace_metadata ? info.trace_metadata.cost : null;
+  if (!raw) return null;
+  try {
+    const cost = typeof raw === "string" ? JSON.parse(raw) : raw;
+    const total = Number(cost.total_cost);
+    return Number.isFinite(total) && total >= 0 ? total : null;
+  } catch {
+    return null;
+  }
+}
+
+/** US dollars with four significant digits, never in exponent form (as trace_view.js). */
+export function formatUsd(value) {
+  if (value === 0) return "$0.00";
+  const decimals = Math.min(12, Math.max(2, 3 - Math.floor(Math.log10(value))));
+  let text = value.toFixed(decimals);
+  if (text.includes(".")) {
+    text = text.replace(/0+$/, "");
+    const places = text.length - text.indexOf(".") - 1;
+    if (places < 2) text += "0".repeat(2 - places);
+  }
+  return "$" + text;
+}
+
 export function stateBadge(state) {
   const known = ["OK", "ERROR", "IN_PROGRESS"].includes(state) ? state : "OTHER";
   return h("span.tla-state.tla-state-" + known, {}, state === "IN_PROGRESS" ? "IN PROGRESS" : String(state));

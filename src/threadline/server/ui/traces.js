@@ -3,7 +3,7 @@
  * (include_spans=false). */
 
 import { api } from "./api.js";
-import { confirmButton, errorBox, formatMs, formatTime, h, stateBadge, tokenTotal, truncate } from "./dom.js";
+import { confirmButton, costTotal, errorBox, formatMs, formatTime, formatUsd, h, stateBadge, tokenTotal, truncate } from "./dom.js";
 import { navigate, routes } from "./router.js";
 
 const PAGE_SIZE = 50;
@@ -199,6 +199,7 @@ export function traceTable(infos, options) {
     h("th", {}, "Status"),
     header("Duration", "duration", true),
     h("th.tla-num", {}, "Tokens"),
+    h("th.tla-num", {}, "Cost"),
     h("th", {}, "Run"),
     h("th", {}, "Tags"),
     header("Time", "time"),
@@ -219,6 +220,7 @@ export function traceTable(infos, options) {
     }
     const runId = info.trace_metadata ? info.trace_metadata.run_id : null;
     const tokens = tokenTotal(info);
+    const cost = costTotal(info);
     return h(
       "tr.tla-trace-row",
       { dataset: { traceId: id } },
@@ -230,6 +232,7 @@ export function traceTable(infos, options) {
       h("td", {}, stateBadge(info.state)),
       h("td.tla-num", {}, info.state === "IN_PROGRESS" ? "\u2026" : formatMs(info.execution_duration)),
       h("td.tla-num", {}, tokens === null ? "\u2014" : tokens.toLocaleString()),
+      h("td.tla-num.tla-cost", {}, cost === null ? "\u2014" : formatUsd(cost)),
       h("td.tla-mono", {}, runId ? h("a", { href: routes.run(runId), title: String(runId) }, String(runId).slice(0, 8)) : "\u2014"),
       tagsCell(info, options),
       h("td.tla-time", {}, formatTime(info.request_time)),
