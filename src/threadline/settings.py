@@ -308,7 +308,8 @@ SERVER_INGEST_QUEUE_SIZE: Setting[int] = Setting(
     "THREADLINE_SERVER_INGEST_QUEUE_SIZE",
     _parse_positive_int,
     100_000,
-    "Span and trace rows `threadline server` holds before writing; when full, ingest gets 503.",
+    "Span and trace rows `threadline server` holds before writing (with `--workers N`, each "
+    "worker holds its share); when full, ingest gets 503.",
 )
 SERVER_ARTIFACTS_DESTINATION: Setting[str | None] = Setting(
     "THREADLINE_SERVER_ARTIFACTS_DESTINATION",

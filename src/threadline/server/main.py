@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 APP_FACTORY = "threadline.server.main:app_from_environment"
 GRACEFUL_SHUTDOWN_SECONDS = 30
+MIN_WORKER_QUEUE_ROWS = 10_000  # a few requests' worth, whatever the split
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _INSTALL_HINT = "pip install 'threadline[server]'"
 
@@ -112,10 +113,20 @@ def run_server(args: argparse.Namespace) -> int:
                 cfg.AUTH_TOKENS: ",".join(tokens) or None,
                 cfg.AUTH_TOKENS_FILE: tokens_file,
                 cfg.ARTIFACTS_DESTINATION: artifacts,
+                # The queue bound is the server's: each worker holds its share, so memory
+                # under load stays the same whatever the number of workers.
+                cfg.INGEST_QUEUE_SIZE: str(
+                    worker_queue_rows(settings.ingest_queue_rows, args.workers)
+                ),
             }
         )
         _serve_many(args.workers, sock)
     return 0
+
+
+def worker_queue_rows(server_rows: int, workers: int) -> int:
+    """Each worker's share of the server's ingest queue bound (at least one batch)."""
+    return max(MIN_WORKER_QUEUE_ROWS, -(-server_rows // workers))
 
 
 def app_from_environment() -> FastAPI:
