@@ -1,9 +1,11 @@
 """Replacing a library's methods with traced wrappers, and putting the originals back.
 
-Only public methods of public classes are replaced (``setattr`` on the class), never a
-library's private attributes; a public module-level function (``ollama.chat``) may be
-replaced the same way on its module. Each replacement remembers exactly what the class
-held, so undoing it restores the identical object (or removes the attribute if it was inherited).
+Public methods of public classes are replaced (``setattr`` on the class), and public
+module-level functions (``ollama.chat``) on their module. One exception, explained in
+``bedrock.py``: botocore's ``BaseClient._make_api_call``, the single method every
+generated client method goes through. Instances are never patched. Each replacement
+remembers exactly what its owner held, so undoing it restores the identical object (or
+removes the attribute if it was inherited).
 """
 
 from __future__ import annotations
