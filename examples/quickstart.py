@@ -19,7 +19,13 @@ import uuid
 from typing import Any
 
 import threadline
+from threadline.entities.keys import SpanAttributeKey
 from threadline.entities.span import SpanType
+from threadline.pricing import ModelPrice, register_model_price
+
+# The fake model's price (USD per million tokens), so the trace shows what a call costs;
+# real models (gpt-4o, claude-sonnet-4-5 …) are priced from threadline's own table.
+register_model_price("fake-gpt-mini", ModelPrice(input=0.15, output=0.60))
 
 GUIDEBOOK = [
     {"id": "lisbon-1", "text": "Lisbon: ride tram 28 through Alfama and see Belem Tower."},
@@ -77,7 +83,8 @@ def chat_completion(messages: list[dict[str, str]], model: str = "fake-gpt-mini"
     }
     span = threadline.get_current_active_span()
     if span is not None:
-        span.set_attribute("threadline.token_usage", usage)
+        span.set_attribute(SpanAttributeKey.MODEL, model)
+        span.set_attribute(SpanAttributeKey.TOKEN_USAGE, usage)
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
         "object": "chat.completion",

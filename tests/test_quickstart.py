@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -94,5 +95,10 @@ def test_chat_model_spans_have_messages_completion_and_token_usage(quickstart_tr
         usage = chat.attributes["threadline.token_usage"]
         assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"] > 0
         assert trace.info.token_usage == usage  # summed over the trace's spans
+        # the example registers a price for its fake model: the span and the trace cost
+        cost = chat.attributes["threadline.llm.cost"]
+        expected = (usage["input_tokens"] * 0.15 + usage["output_tokens"] * 0.60) / 1e6
+        assert abs(cost["total_cost"] - expected) < 1e-12
+        assert json.loads(trace.info.trace_metadata["cost"])["total_cost"] == cost["total_cost"]
         [retriever] = trace.search_spans(span_type="RETRIEVER")
         assert len(retriever.outputs) == 2 and "text" in retriever.outputs[0]
