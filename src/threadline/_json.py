@@ -20,7 +20,7 @@ try:
 except ImportError:  # pragma: no cover - the test environment has orjson
     _orjson = None  # type: ignore[assignment]
 
-__all__ = ["HAVE_ORJSON", "dumps_bytes", "loads", "stored_value"]
+__all__ = ["HAVE_ORJSON", "dumps_bytes", "finite_strings", "loads", "stored_value"]
 
 HAVE_ORJSON = _orjson is not None
 _LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")  # see the module docstring
@@ -67,7 +67,7 @@ def stored_value(text: str) -> Any:
     except (ValueError, RecursionError):
         return text
     if "NaN" in text or "Infinity" in text:
-        return _finite(value)
+        return finite_strings(value)
     return value
 
 
@@ -75,11 +75,13 @@ def stored_value(text: str) -> Any:
 _CONSTANTS: dict[str, Callable[[], Any]] = {"null": lambda: None, "[]": list, "{}": dict}
 
 
-def _finite(value: Any) -> Any:
+def finite_strings(value: Any) -> Any:
+    """``value`` with non-finite floats as ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` (JSON
+    has no such numbers; the store and the API show them as these strings)."""
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return {k: finite_strings(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_strings(v) for v in value]
     return value

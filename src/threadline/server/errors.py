@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -75,7 +74,9 @@ class ApiJSONResponse(JSONResponse):
         try:
             text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         except ValueError:  # NaN or Infinity somewhere in stored span data
-            text = json.dumps(_finite(content), ensure_ascii=False, separators=(",", ":"))
+            text = json.dumps(
+                fast_json.finite_strings(content), ensure_ascii=False, separators=(",", ":")
+            )
         try:
             return text.encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate: \u-escape everything instead
@@ -92,16 +93,6 @@ class SpanDataJSONResponse(ApiJSONResponse):
     def render(self, content: Any) -> bytes:
         fast = fast_json.dumps_bytes(content)
         return fast if fast is not None else super().render(content)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def error_response(
