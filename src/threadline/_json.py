@@ -20,9 +20,21 @@ try:
 except ImportError:  # pragma: no cover - the test environment has orjson
     _orjson = None  # type: ignore[assignment]
 
-__all__ = ["HAVE_ORJSON", "dumps_bytes", "finite_strings", "loads", "stored_value"]
+__all__ = [
+    "HAVE_FRAGMENTS",
+    "HAVE_ORJSON",
+    "dumps_bytes",
+    "finite_strings",
+    "has_non_finite",
+    "loads",
+    "stored_value",
+    "verbatim",
+    "verbatim_object",
+]
 
 HAVE_ORJSON = _orjson is not None
+#: Whether ``verbatim`` works: orjson with ``Fragment`` (3.9.10 and later).
+HAVE_FRAGMENTS = _orjson is not None and hasattr(_orjson, "Fragment")
 _LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")  # see the module docstring
 _LONG_DIGITS_TEXT = re.compile(r"[0-9]{19}")
 
@@ -75,6 +87,53 @@ def stored_value(text: str) -> Any:
 _CONSTANTS: dict[str, Callable[[], Any]] = {"null": lambda: None, "[]": list, "{}": dict}
 
 
+def verbatim(text: str) -> Any:
+    """``text`` as an ``orjson.Fragment`` (written by ``dumps_bytes`` as it is, unparsed),
+    or ``None`` when it must be parsed instead (then use ``stored_value``).
+
+    Only strict JSON is spliced (orjson's parser checks it; its result is discarded): such
+    text reads back as ``stored_value(text)`` does, with integers beyond 64 bits exact as
+    ``json.loads`` keeps them. NaN/Infinity, escaped lone surrogates, numbers out of range
+    and non-JSON text give ``None``. Needs ``HAVE_FRAGMENTS``. Called for every payload of
+    every span the API returns, hence the plain code.
+    """
+    fragment = _FRAGMENTS.get(text)
+    if fragment is not None:
+        return fragment
+    try:
+        _orjson.loads(text)
+    except ValueError:  # orjson.JSONDecodeError, also for nesting too deep
+        return None
+    return _orjson.Fragment(text)
+
+
+def verbatim_object(text: str) -> Any:
+    """``verbatim(text)`` when ``text`` is a JSON object, else ``None``."""
+    if text == "{}":
+        return _FRAGMENTS[text]
+    try:
+        value = _orjson.loads(text)
+    except ValueError:
+        return None
+    return _orjson.Fragment(text) if type(value) is dict else None
+
+
+_FRAGMENTS: dict[str, Any] = (
+    {text: _orjson.Fragment(text) for text in ("null", "[]", "{}")} if HAVE_FRAGMENTS else {}
+)
+
+
+def has_non_finite(value: Any) -> bool:
+    """Whether ``value`` holds a float that ``finite_strings`` would turn into a string."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(has_non_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(has_non_finite(v) for v in value)
+    return False
+
+
 def finite_strings(value: Any) -> Any:
     """``value`` with non-finite floats as ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` (JSON
     has no such numbers; the store and the API show them as these strings)."""
@@ -85,3 +144,15 @@ def finite_strings(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [finite_strings(v) for v in value]
     return value
+
+
+def loads_for_check(text: str | bytes) -> Any:
+    """Parse ``text`` only to check it (is it JSON, is it an object): faster than ``loads``
+    because it skips the scan for long digit runs, so an integer beyond 64 bits may come
+    back as a float. Raises ``ValueError`` for text that is not JSON."""
+    if _orjson is not None:
+        try:
+            return _orjson.loads(text)
+        except _orjson.JSONDecodeError:
+            pass  # maybe JSON that only the standard parser reads (NaN …)
+    return json.loads(text)

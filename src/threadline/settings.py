@@ -307,9 +307,10 @@ SERVER_MAX_BODY_BYTES: Setting[int] = Setting(
 SERVER_INGEST_QUEUE_SIZE: Setting[int] = Setting(
     "THREADLINE_SERVER_INGEST_QUEUE_SIZE",
     _parse_positive_int,
-    100_000,
+    50_000,
     "Span and trace rows `threadline server` holds before writing (with `--workers N`, each "
-    "worker holds its share); when full, ingest gets 503.",
+    "worker holds its share); when full, ingest gets 503. About 1 KB of memory per row; "
+    "50,000 rows are a few seconds of ingest at full speed.",
 )
 SERVER_ARTIFACTS_DESTINATION: Setting[str | None] = Setting(
     "THREADLINE_SERVER_ARTIFACTS_DESTINATION",

@@ -270,3 +270,23 @@ def test_threadline_export_round_trips(encode, content_type: str) -> None:
     traces, spans = decode_otlp(body, content_type, None)
     assert [_comparable(s) for s in spans] == [_comparable(ROOT), _comparable(LLM)]
     assert traces == [TRACE]
+
+
+def test_attribute_text_keeps_non_finite_floats_non_ascii_and_nested_values() -> None:
+    """Span attributes are written by orjson when it can, by the standard encoder when a
+    value would not survive it (NaN and infinities): either way they read back the same."""
+    attributes = {
+        "plain": 1.5,
+        "nan": float("nan"),
+        "inf": float("-inf"),
+        "text": 'grüße 你好 "quoted" \n',
+        "list": [1, "two", 3.25],
+    }
+    _, spans = _decode(otlp_request([{"trace": 1, "span": 1, "attributes": attributes}]))
+    stored = spans[0].attributes_json
+    assert "NaN" in stored and "-Infinity" in stored  # not turned into null
+    values = json.loads(stored)
+    assert values["plain"] == 1.5 and values["text"] == attributes["text"]
+    assert values["list"] == [1, "two", 3.25]
+    _, finite = _decode(otlp_request([{"trace": 2, "span": 1, "attributes": {"x": "grüße"}}]))
+    assert finite[0].attributes_json == '{"x":"grüße"}'  # compact, non-ASCII kept

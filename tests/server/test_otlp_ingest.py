@@ -108,6 +108,25 @@ def test_a_full_queue_answers_503_with_retry_after(make_client: ClientFactory) -
     )
 
 
+def test_a_full_queue_refuses_before_decoding(make_client: ClientFactory) -> None:
+    """With no room for a request like the last one, the 503 comes before the body is
+    decoded: even a body that is not protobuf gets it, not a 400."""
+    client = make_client(ingest_queue_rows=3)
+    body = otlp_request(SPANS).SerializeToString()
+    assert client.post("/v1/traces", content=body, headers=PROTOBUF).status_code == 200
+    writer = client.app.state.writer  # type: ignore[attr-defined]
+    writer._queued_rows = 3  # as if three rows were still waiting to be written
+    try:
+        garbage = client.post("/v1/traces", content=b"\xff\x00garbage", headers=PROTOBUF)
+    finally:
+        writer._queued_rows = 0
+    assert garbage.status_code == 503
+    assert garbage.headers["retry-after"] == "1"
+    assert (
+        client.post("/v1/traces", content=b"\xff\x00garbage", headers=PROTOBUF).status_code == 400
+    )
+
+
 def test_async_ingest_is_written_by_shutdown(sqlite_store) -> None:
     from tests.server.conftest import count_spans
     from threadline.server import ServerSettings, create_app

@@ -100,6 +100,27 @@ def test_a_full_queue_refuses_and_a_closed_writer_too() -> None:
     asyncio.run(scenario())
 
 
+def test_check_room_refuses_early_when_a_request_like_the_last_would_not_fit() -> None:
+    async def scenario() -> None:
+        store = FakeStore()
+        store.down = True
+        writer = _writer(store, rows=5)
+        writer.check_room()  # empty: always room
+        writer.submit([], [_span(1), _span(2)])
+        writer.check_room()  # 2 queued + 2 like the last = 4 <= 5
+        writer.submit([], [_span(3)])
+        writer.check_room()  # 3 queued + 1 = 4
+        writer.submit([], [_span(4), _span(5)])
+        with pytest.raises(QueueFullError):
+            writer.check_room()  # 5 queued + 2 > 5
+        store.down = False
+        await writer.close(5)
+        with pytest.raises(WriterClosedError):
+            writer.check_room()
+
+    asyncio.run(scenario())
+
+
 def test_an_unreachable_store_is_retried_until_it_answers() -> None:
     async def scenario() -> FakeStore:
         store = FakeStore()

@@ -270,6 +270,44 @@ def test_text_no_database_accepts_is_stored_with_replacement_characters(store: S
     assert len(found) == 1
 
 
+def test_only_the_span_with_bad_text_is_cleaned_in_a_batch(store: SqlStore) -> None:
+    """Texts are checked for the whole span at once; a clean span next to a bad one (a lone
+    surrogate in its outputs, a NUL in its message, non-ASCII text) keeps every character."""
+    row, (root, child) = simple_trace(1)
+    child = dataclasses.replace(
+        child,
+        status_message="bad\x00message",
+        outputs_json='"out\ud800put"',
+        name="schritt-\u00fc",
+    )
+    root = dataclasses.replace(root, inputs_json='{"frage": "gr\u00fc\u00df dich \u4f60\u597d"}')
+    store.log_batch([row], [root, child])
+    trace = store.get_trace(tid(1))
+    assert trace is not None
+    stored_root, stored_child = trace.data.spans
+    assert stored_root.inputs == {"frage": "gr\u00fc\u00df dich \u4f60\u597d"}
+    assert stored_child.name == "schritt-\u00fc"
+    assert stored_child.status.description == "bad\ufffdmessage"
+    assert stored_child.outputs == "out\ufffdput"
+
+
+def test_an_empty_parent_id_makes_a_root_span(store: SqlStore) -> None:
+    row, (root, _child) = simple_trace(1)
+    store.log_batch([row], [dataclasses.replace(root, parent_id="")])
+    trace = store.get_trace(tid(1))
+    assert trace is not None and trace.data.spans[0].parent_id is None
+
+
+@pytest.mark.parametrize("field", ["trace_id", "span_id"])
+def test_a_span_row_without_its_ids_is_refused_and_nothing_is_written(
+    store: SqlStore, field: str
+) -> None:
+    row, (root, child) = simple_trace(1)
+    with pytest.raises(InvalidArgumentError, match="needs a trace id and a span id"):
+        store.log_batch([row], [root, dataclasses.replace(child, **{field: ""})])
+    assert count(store, t.traces) == 0 and count(store, t.spans) == 0
+
+
 def test_searchable_attributes_keeps_strict_json_untouched() -> None:
     text = '{"a": 1.5, "b": "text", "c": [true, null]}'
     assert searchable_attributes(text) is text

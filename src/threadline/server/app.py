@@ -26,10 +26,11 @@ from threadline.server.auth import AuthMiddleware
 from threadline.server.config import ServerSettings
 from threadline.server.errors import ApiJSONResponse, error_response, install_error_handlers
 from threadline.server.ingest.routes import router as ingest_router
-from threadline.server.ingest.writer import BatchWriter
+from threadline.server.ingest.writer import BatchWriter, WritePriority
 from threadline.server.ui_routes import ui_router
 from threadline.store.base import Store
 from threadline.store.offload import OffloadingStore
+from threadline.store.sql import SqlStore
 
 _GZIP = ("gzip", "x-gzip")
 _JSON_METHODS = ("POST", "PUT", "PATCH")
@@ -66,6 +67,7 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     app.state.settings = settings
     app.state.store = store
     app.state.writer = writer
+    app.state.write_priority = _write_priority(store)
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(api_router())
@@ -75,6 +77,15 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     app.add_middleware(AuthMiddleware, grants=settings.auth_tokens)  # added last: runs first
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _write_priority(store: Store) -> WritePriority:
+    """Decoding pauses while the store holds SQLite's write lock (see ``WritePriority``)."""
+    priority = WritePriority()
+    inner = store.inner if isinstance(store, OffloadingStore) else store
+    if isinstance(inner, SqlStore) and inner.engine.dialect.name == "sqlite":
+        inner.on_write_lock = priority.lock_held
+    return priority
 
 
 def _with_artifacts(settings: ServerSettings, store: Store) -> Store:

@@ -61,7 +61,7 @@ class ServerSettings:
 
     auth_tokens: tuple[TokenGrant, ...] = ()
     max_body_bytes: int = 32 * MiB
-    ingest_queue_rows: int = 100_000
+    ingest_queue_rows: int = 50_000
     ingest_batch_rows: int = 5_000
     sync_wait_seconds: float = 30.0
     shutdown_drain_seconds: float = 60.0

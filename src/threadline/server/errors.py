@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -87,12 +88,21 @@ class SpanDataJSONResponse(ApiJSONResponse):
     """Trace and span data read from the store, rendered by orjson when it is installed.
 
     The store returns non-finite floats as strings already, so orjson's NaN-as-null never
-    applies; whatever orjson refuses (a lone surrogate …) takes the standard path.
+    applies; whatever orjson refuses (a lone surrogate …) takes the standard path. With
+    ``plain``, ``content`` may splice stored JSON text verbatim (``orjson.Fragment``, which
+    only orjson writes): the standard path then renders ``plain()``, the same data as
+    plain values.
     """
+
+    def __init__(self, content: Any, *, plain: Callable[[], Any] | None = None) -> None:
+        self._plain = plain  # before the base class renders
+        super().__init__(content)
 
     def render(self, content: Any) -> bytes:
         fast = fast_json.dumps_bytes(content)
-        return fast if fast is not None else super().render(content)
+        if fast is not None:
+            return fast
+        return super().render(content if self._plain is None else self._plain())
 
 
 def error_response(

@@ -45,6 +45,7 @@ from threadline.artifacts.base import ArtifactNotFoundError, ArtifactRepository
 from threadline.entities.span import Span, SpanEvent
 from threadline.entities.trace import Trace, TraceInfo, truncate_preview
 from threadline.errors import InvalidArgumentError
+from threadline.store._stored_span import StoredSpan
 from threadline.store.base import SpanRow, Store, TraceRow
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,9 @@ PARALLEL_CALLS = 8
 DELETE_PAGE = 1000
 _FIELDS = {"inputs_json": "inputs", "outputs_json": "outputs", "events_json": "events"}
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# A \u escape of a character of REFERENCE ("threadline.artifact": '.' and a-z), which could
+# spell it in JSON text; escapes of other characters (é, 中 …) cannot.
+_REFERENCE_ESCAPE = re.compile(r"\\u00(?:[67][0-9a-fA-F]|2[eE])")
 _ENCODING = ("utf-8", "surrogatepass")  # lossless, even for text with lone surrogates
 
 R = TypeVar("R")
@@ -373,18 +377,33 @@ def _reference_json(name: str, key: str, size: int, text: str, start_time_ns: in
 def _references(span: Span) -> list[tuple[str, str]]:
     """``(field, key)`` of each reference in ``span`` that points at its own artifact."""
     found = []
-    for name, value in (("inputs", span.inputs), ("outputs", span.outputs)):
+    for name in ("inputs", "outputs"):
+        if not _may_reference(span, name):
+            continue
+        value = getattr(span, name)
         if isinstance(value, dict) and len(value) == 1 and REFERENCE in value:
             key = artifact_key(span.trace_id, span.span_id, name)
             reference = value[REFERENCE]
             if isinstance(reference, dict) and reference.get("key") == key:
                 found.append((name, key))
+    if not _may_reference(span, "events"):
+        return found
     events = span.events
     if len(events) == 1 and events[0].name == REFERENCE:
         key = artifact_key(span.trace_id, span.span_id, "events")
         if events[0].attributes.get("key") == key:
             found.append(("events", key))
     return found
+
+
+def _may_reference(span: Span, field: str) -> bool:
+    """Whether ``field`` of ``span`` may hold a reference. A stored span's payload not yet
+    parsed is checked as text, and stays unparsed (the fast path) when it cannot: the
+    reference's key name must appear in it, literally or spelt with ``\\u`` escapes."""
+    text = span.unparsed_text(field) if isinstance(span, StoredSpan) else None
+    if text is None or REFERENCE in text:
+        return True
+    return "\\u" in text and _REFERENCE_ESCAPE.search(text) is not None
 
 
 def _decoded(name: str, data: bytes) -> Any:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import itertools
 import json
 import logging
 import math
@@ -25,7 +26,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +43,7 @@ from threadline.entities.experiment import (
 )
 from threadline.entities.keys import SpanAttributeKey
 from threadline.entities.run import Metric, Run, RunData, RunInfo, RunStatus
-from threadline.entities.span import Span, SpanEvent, SpanStatus, SpanStatusCode
+from threadline.entities.span import Span, SpanStatus, SpanStatusCode
 from threadline.entities.trace import Trace, TraceData, TraceInfo, TraceMetadataKey
 from threadline.errors import (
     InvalidArgumentError,
@@ -51,8 +52,10 @@ from threadline.errors import (
     StoreError,
     ThreadlineError,
 )
+from threadline.store import _read_statements as reads
 from threadline.store import migrations, search
 from threadline.store import tables as t
+from threadline.store._stored_span import StoredSpan
 from threadline.store._write_statements import WriteStatements
 from threadline.store.base import STRUCTURE_ATTRIBUTES, SpanRow, Store, TraceRow
 
@@ -106,6 +109,10 @@ class SqlStore:
         self._chunk_size = OLD_SQLITE_ID_CHUNK if old_sqlite else ID_CHUNK
         self._statements = WriteStatements(self._dialect)
         self._known_experiments: set[str] = set()  # ids seen in the table (never removed)
+        #: Called with ``True`` once a write transaction holds SQLite's database-wide write
+        #: lock and with ``False`` when it has committed or rolled back (the server pauses
+        #: its decoding threads meanwhile, so the lock is held for as short as possible).
+        self.on_write_lock: Callable[[bool], None] | None = None
         try:
             with self._errors("open the store"):
                 self._ensure_schema()
@@ -134,8 +141,16 @@ class SqlStore:
         with lock, self._engine.connect() as conn:
             if write and self._dialect == "sqlite":
                 conn.execution_options(**{_BEGIN_MODE: "IMMEDIATE"})
-            with conn.begin():
-                yield conn
+            transaction = conn.begin()  # BEGIN IMMEDIATE: the write lock is ours from here
+            hook = self.on_write_lock if write and self._dialect == "sqlite" else None
+            if hook is not None:
+                hook(True)
+            try:
+                with transaction:
+                    yield conn
+            finally:
+                if hook is not None:
+                    hook(False)
 
     @contextlib.contextmanager
     def _write(self, action: str) -> Iterator[Connection]:
@@ -223,13 +238,13 @@ class SqlStore:
     def log_batch(self, traces: Sequence[TraceRow], spans: Sequence[SpanRow]) -> None:
         """Upsert trace rows then span rows in one transaction (see ``Store.log_batch``)."""
         trace_rows = _merge_trace_rows(traces)
-        span_rows = sorted(
-            {(s.trace_id, s.span_id): _span_values(s) for s in spans}.values(),
-            key=lambda r: (r["trace_id"], r["span_id"]),
-        )
+        # Everything but SQL is done before the write transaction: another process may be
+        # waiting for SQLite's write lock, and our other threads want the GIL meanwhile.
+        span_rows = sorted({row[:2]: row for row in map(_span_params, spans)}.values(), key=_IDS)
         if not trace_rows and not span_rows:
             return
-        span_trace_ids = sorted({r["trace_id"] for r in span_rows})
+        span_params = self._span_driver_params(span_rows)
+        span_trace_ids = sorted({r[_COL_TRACE_ID] for r in span_rows})
         # Stored states matter only for spans whose trace row is not in this batch (are they
         # orphans?) and for IN_PROGRESS rows with tags (stale ones must not overwrite tags).
         unknown = {tid for tid in span_trace_ids if tid not in trace_rows}
@@ -241,21 +256,25 @@ class SqlStore:
             self._ensure_experiments(conn, experiment_ids | ({"0"} if orphans else set()))
             self._upsert_traces(conn, trace_rows, stored)
             self._insert_orphan_traces(conn, orphans, span_rows)
-            self._upsert_spans(conn, span_rows)
+            if span_params:
+                # Straight to the driver: SQLAlchemy's per-row parameter processing would
+                # cost more than the insert itself, and this runs for every exported span.
+                conn.exec_driver_sql(self._span_upsert_sql[0], span_params)
             # A trace gets its root span's name when the row had none (orphans, or a root
             # that arrives after its trace row, as with OTLP ingest).
             unnamed = sorted(
                 set(orphans)
                 | {tid for tid, row in trace_rows.items() if row.name is None}
                 | {
-                    r["trace_id"]
+                    r[_COL_TRACE_ID]
                     for r in span_rows
-                    if r["parent_id"] is None and r["trace_id"] not in trace_rows
+                    if r[_COL_PARENT_ID] is None and r[_COL_TRACE_ID] not in trace_rows
                 }
             )
             self._refresh_span_totals(conn, span_trace_ids, unnamed)
             self._refresh_trace_costs(
-                conn, sorted({r["trace_id"] for r in span_rows if _COST_MARK in r["attributes"]})
+                conn,
+                sorted({r[_COL_TRACE_ID] for r in span_rows if _COST_MARK in r[_COL_ATTRIBUTES]}),
             )
 
     def _refresh_trace_costs(self, conn: Connection, trace_ids: list[str]) -> None:
@@ -374,15 +393,15 @@ class SqlStore:
         conn.execute(statement, rows)
 
     def _insert_orphan_traces(
-        self, conn: Connection, orphans: list[str], span_rows: list[dict[str, Any]]
+        self, conn: Connection, orphans: list[str], span_rows: list[tuple[Any, ...]]
     ) -> None:
         """Spans whose trace has no row yet: an IN_PROGRESS row in experiment "0"."""
         if not orphans:
             return
         first_start: dict[str, int] = {}
         for row in span_rows:
-            tid = row["trace_id"]
-            first_start[tid] = min(first_start.get(tid, row["start_time_ns"]), row["start_time_ns"])
+            tid, start = row[_COL_TRACE_ID], row[_COL_START_TIME]
+            first_start[tid] = min(first_start.get(tid, start), start)
         values = [
             {
                 "trace_id": tid,
@@ -394,17 +413,15 @@ class SqlStore:
         ]
         conn.execute(self._statements.orphan_insert, values)
 
-    def _upsert_spans(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        # Straight to the driver: SQLAlchemy's per-row parameter processing would cost more
-        # than the insert itself, and this runs for every exported span.
-        sql, order = self._span_upsert_sql
-        if order:
-            positional = operator.itemgetter(*order)  # one C call per row
-            conn.exec_driver_sql(sql, [positional(r) for r in rows])
-        else:
-            conn.exec_driver_sql(sql, rows)
+    def _span_driver_params(self, rows: list[tuple[Any, ...]]) -> list[Any]:
+        """``_span_params`` rows as the driver takes them for ``_span_upsert_sql``."""
+        order = self._span_upsert_sql[1]
+        if order is None:  # named parameters (psycopg)
+            return [dict(zip(SPAN_COLUMNS, row)) for row in rows]
+        if order == list(SPAN_COLUMNS):  # SQLite: positional, in table order
+            return rows
+        positional = operator.itemgetter(*(SPAN_COLUMNS.index(name) for name in order))
+        return [positional(row) for row in rows]
 
     @functools.cached_property
     def _span_upsert_sql(self) -> tuple[str, list[str] | None]:
@@ -478,17 +495,14 @@ class SqlStore:
         return sa.select(*columns, picked.label("picked")).where(where)
 
     def get_span(self, trace_id: str, span_id: str) -> Span | None:
-        """One span with its payloads, or ``None``."""
-        query = sa.select(t.spans).where(
-            t.spans.c.trace_id == trace_id, t.spans.c.span_id == span_id
-        )
+        """One span with its payloads (parsed when read), or ``None``."""
         with self._read("read a span") as conn:
-            row = conn.execute(query).mappings().first()
-        return None if row is None else _span(row)
+            row = conn.execute(reads.SPAN, {"trace_id": trace_id, "span_id": span_id}).first()
+        return None if row is None else StoredSpan(row)
 
-    def _trace_rows(self, conn: Connection, trace_ids: list[str]) -> list[RowMapping]:
-        query = sa.select(t.traces).where(t.traces.c.trace_id.in_(trace_ids))
-        return list(conn.execute(query).mappings())
+    def _trace_rows(self, conn: Connection, trace_ids: list[str]) -> Sequence[Sequence[Any]]:
+        """Summary rows (``reads.TRACE_COLUMNS``) of these traces."""
+        return conn.execute(reads.TRACE_ROWS, {"ids": trace_ids}).all()
 
     def search_traces(
         self,
@@ -515,29 +529,39 @@ class SqlStore:
         if run_id is not None:
             conditions.append(t.traces.c.run_id == run_id)
         query = (
-            sa.select(t.traces)
+            sa.select(*reads.TRACE_SELECT)
             .where(*conditions)
             .order_by(*search.order_clauses(order, t.traces, "trace_id"))
             .limit(limit + 1)
             .offset(offset)
         )
         with self._read("search traces") as conn:
-            rows = list(conn.execute(query).mappings())
+            rows = conn.execute(query).all()
             infos = self._trace_infos(conn, rows[:limit])
             spans = self._load_spans(conn, [i.trace_id for i in infos]) if include_spans else {}
         page = [Trace(info, TraceData(spans=spans.get(info.trace_id, []))) for info in infos]
         token = search.encode_page_token(offset + limit) if len(rows) > limit else None
         return page, token
 
-    def _trace_infos(self, conn: Connection, rows: list[RowMapping]) -> list[TraceInfo]:
-        """``TraceInfo`` for summary rows, with their tags and metadata (two queries)."""
-        ids = [row["trace_id"] for row in rows]
-        tags = self._key_values(conn, t.trace_tags, "trace_id", ids)
-        metadata = self._key_values(conn, t.trace_metadata, "trace_id", ids)
-        return [
-            _trace_info(row, tags.get(row["trace_id"], {}), metadata.get(row["trace_id"], {}))
-            for row in rows
-        ]
+    def _trace_infos(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> list[TraceInfo]:
+        """``TraceInfo`` for summary rows (``reads.TRACE_COLUMNS``), with their tags and
+        metadata (two queries; none when there are no rows)."""
+        if not rows:
+            return []
+        ids = [row[0] for row in rows]
+        tags = self._trace_key_values(conn, reads.TRACE_TAGS, ids)
+        metadata = self._trace_key_values(conn, reads.TRACE_METADATA, ids)
+        return [_trace_info(row, tags.get(row[0], {}), metadata.get(row[0], {})) for row in rows]
+
+    def _trace_key_values(
+        self, conn: Connection, statement: sa.Select[Any], ids: Sequence[str]
+    ) -> dict[str, dict[str, str]]:
+        """``{trace id: {key: value}}`` from a prebuilt (trace_id, key, value) statement."""
+        out: dict[str, dict[str, str]] = {}
+        for chunk in self._chunks(ids):
+            for owner_id, key, value in conn.execute(statement, {"ids": chunk}):
+                out.setdefault(owner_id, {})[key] = value
+        return out
 
     def _key_values(
         self, conn: Connection, table: sa.Table, owner: str, ids: Sequence[str]
@@ -553,17 +577,14 @@ class SqlStore:
         return out
 
     def _load_spans(self, conn: Connection, trace_ids: Sequence[str]) -> dict[str, list[Span]]:
-        """Spans of many traces in one query per ``ID_CHUNK`` traces."""
-        rows: dict[str, list[RowMapping]] = {}
+        """Spans of many traces in one query per ``ID_CHUNK`` traces, payloads parsed on
+        first use (``StoredSpan``)."""
+        grouped: dict[str, list[Span]] = {}
         for chunk in self._chunks(trace_ids):
-            query = (
-                sa.select(t.spans)
-                .where(t.spans.c.trace_id.in_(chunk))
-                .order_by(t.spans.c.trace_id, t.spans.c.start_time_ns)
-            )
-            for row in conn.execute(query).mappings().fetchall():
-                rows.setdefault(row["trace_id"], []).append(row)
-        return {tid: _ordered_spans([_span(r) for r in rs]) for tid, rs in rows.items()}
+            rows = conn.execute(reads.SPANS, {"ids": chunk}).all()  # by trace, start time
+            for trace_id, spans in itertools.groupby(map(StoredSpan, rows), _TRACE_ID):
+                grouped.setdefault(trace_id, []).extend(spans)
+        return {tid: _ordered_spans(spans) for tid, spans in grouped.items()}
 
     # --- traces: delete and tags ---------------------------------------------------------
 
@@ -1217,26 +1238,62 @@ def _trace_values(row: TraceRow) -> dict[str, Any]:
     }
 
 
-def _span_values(span: SpanRow) -> dict[str, Any]:
+#: The span columns in table order: the order of ``_span_params`` tuples.
+SPAN_COLUMNS: tuple[str, ...] = tuple(column.name for column in t.spans.columns)
+_COL_TRACE_ID, _COL_PARENT_ID, _COL_START_TIME, _COL_ATTRIBUTES = (
+    SPAN_COLUMNS.index(name) for name in ("trace_id", "parent_id", "start_time_ns", "attributes")
+)
+_IDS = operator.itemgetter(0, 1)  # (trace_id, span_id): the primary key, the write order
+
+
+def _span_params(span: SpanRow) -> tuple[Any, ...]:
+    """A span's column values as stored, in ``SPAN_COLUMNS`` order.
+
+    Runs once per written span, so the texts are checked for NUL characters and lone
+    surrogates in one pass over all of them; only a span that has some is cleaned field
+    by field.
+    """
     code = str(span.status_code).upper()
-    return {
-        "trace_id": clean_text(span.trace_id),
-        "span_id": clean_text(span.span_id),
-        "parent_id": _clean_optional(span.parent_id),
-        "name": clean_text(str(span.name)),
-        "span_type": clean_text(str(span.span_type or "UNKNOWN")),
-        "status_code": code if code in SpanStatusCode.ALL else SpanStatusCode.UNSET,
-        "status_message": clean_text(span.status_message or ""),
-        "start_time_ns": int(span.start_time_ns),
-        "end_time_ns": None if span.end_time_ns is None else int(span.end_time_ns),
-        "inputs": clean_text(span.inputs_json or "null"),
-        "outputs": clean_text(span.outputs_json or "null"),
-        "attributes": searchable_attributes(span.attributes_json or "{}"),
-        "events": clean_text(span.events_json or "[]"),
-        "input_tokens": span.input_tokens,
-        "output_tokens": span.output_tokens,
-        "total_tokens": span.total_tokens,
-    }
+    texts: tuple[str, ...] = (
+        span.trace_id,
+        span.span_id,
+        span.parent_id or "",
+        span.name if type(span.name) is str else str(span.name),
+        str(span.span_type or "UNKNOWN"),
+        span.status_message or "",
+        span.inputs_json or "null",
+        span.outputs_json or "null",
+        span.events_json or "[]",
+    )
+    try:
+        joined = "".join(texts)
+    except TypeError:  # not text: cleaned field by field below, which says what is wrong
+        joined = "\x00"
+    if "\x00" in joined or (not joined.isascii() and _SURROGATE.search(joined) is not None):
+        texts = tuple(_clean_optional(text) or "" for text in texts)
+    trace_id, span_id, parent_id, name, span_type, message, inputs, outputs, events = texts
+    if not trace_id or not span_id:
+        raise InvalidArgumentError(
+            f"A span row needs a trace id and a span id, got {trace_id!r} and {span_id!r}."
+        )
+    return (
+        trace_id,
+        span_id,
+        parent_id or None,
+        name,
+        span_type,
+        code if code in SpanStatusCode.ALL else SpanStatusCode.UNSET,
+        message,
+        int(span.start_time_ns),
+        None if span.end_time_ns is None else int(span.end_time_ns),
+        inputs,
+        outputs,
+        searchable_attributes(span.attributes_json or "{}"),
+        events,
+        span.input_tokens,
+        span.output_tokens,
+        span.total_tokens,
+    )
 
 
 def _kv_rows(owner: str, owner_id: str, values: dict[str, str]) -> list[dict[str, str]]:
@@ -1394,49 +1451,46 @@ def _check_delete_arguments(
 # --- result rows to entities -------------------------------------------------------------
 
 
-def _trace_info(row: RowMapping, tags: dict[str, str], metadata: dict[str, str]) -> TraceInfo:
+def _trace_info(row: Sequence[Any], tags: dict[str, str], metadata: dict[str, str]) -> TraceInfo:
+    """A summary row (``reads.TRACE_COLUMNS``) with its tags and metadata."""
+    (
+        trace_id,
+        experiment_id,
+        request_time,
+        execution_duration,
+        state,
+        name,
+        request_preview,
+        response_preview,
+        client_request_id,
+        run_id,
+        input_tokens,
+        output_tokens,
+        total_tokens,
+    ) = row
     metadata = dict(metadata)
-    if row["run_id"] is not None:
-        metadata[TraceMetadataKey.RUN_ID] = row["run_id"]
-    counts = (row["input_tokens"], row["output_tokens"], row["total_tokens"])
-    if any(c is not None for c in counts):
+    if run_id is not None:
+        metadata[TraceMetadataKey.RUN_ID] = run_id
+    if input_tokens is not None or output_tokens is not None or total_tokens is not None:
         metadata[TraceMetadataKey.TOKEN_USAGE] = json.dumps(
             {
-                "input_tokens": counts[0] or 0,
-                "output_tokens": counts[1] or 0,
-                "total_tokens": counts[2] or 0,
+                "input_tokens": input_tokens or 0,
+                "output_tokens": output_tokens or 0,
+                "total_tokens": total_tokens or 0,
             }
         )
     return TraceInfo(
-        trace_id=row["trace_id"],
-        experiment_id=row["experiment_id"],
-        request_time=row["request_time"],
-        execution_duration=row["execution_duration"],
-        state=row["state"],
-        request_preview=row["request_preview"],
-        response_preview=row["response_preview"],
-        client_request_id=row["client_request_id"],
+        trace_id=trace_id,
+        experiment_id=experiment_id,
+        request_time=request_time,
+        execution_duration=execution_duration,
+        state=state,
+        request_preview=request_preview,
+        response_preview=response_preview,
+        client_request_id=client_request_id,
         tags=tags,
         trace_metadata=metadata,
-        name=row["name"],
-    )
-
-
-def _span(row: RowMapping) -> Span:
-    code = row["status_code"] if row["status_code"] in SpanStatusCode.ALL else SpanStatusCode.UNSET
-    return Span(
-        trace_id=row["trace_id"],
-        span_id=row["span_id"],
-        parent_id=row["parent_id"],
-        name=row["name"],
-        span_type=row["span_type"],
-        start_time_ns=row["start_time_ns"],
-        end_time_ns=row["end_time_ns"],
-        status=SpanStatus(code, row["status_message"] or ""),
-        inputs=_loads(row["inputs"]),
-        outputs=_loads(row["outputs"]),
-        attributes=_loads(row["attributes"]) or {},
-        events=_events(row["events"]),
+        name=name,
     )
 
 
@@ -1445,20 +1499,33 @@ def _loads(text: str | None) -> Any:
     return None if text is None else fast_json.stored_value(text)
 
 
-def _events(text: str) -> list[SpanEvent]:
-    events = []
-    for item in _loads(text) or []:
-        try:
-            events.append(SpanEvent.from_dict(item))
-        except (KeyError, TypeError, ValueError, AttributeError):
-            logger.debug("Skipping a malformed stored span event: %r", item)
-    return events
+_TRACE_ID = operator.attrgetter("_trace_id")
+_START = operator.attrgetter("_start_time_ns")
 
 
 def _ordered_spans(spans: list[Span]) -> list[Span]:
-    """By start time; a parent before its children when they started at the same instant."""
+    """By start time; a parent before its children when they started at the same instant.
+
+    Spans rarely share a start time: then a plain sort by it is the answer (linear on rows
+    that came sorted), and the parent depths are worked out only when some do.
+    """
+    starts = list(map(_START, spans))
+    if len(set(starts)) == len(starts):
+        return sorted(spans, key=_START)
+    return _ordered_with_ties(spans, starts)
+
+
+def _ordered_with_ties(spans: list[Span], starts: list[int]) -> list[Span]:
+    """``_ordered_spans`` when start times repeat: depth (from the root) breaks the ties.
+
+    Only spans that share a start time need their depth. Walking up from them gives the
+    depths a walk from every span would, unless the parent links loop (bad data), where a
+    depth depends on where the walk entered the loop: then every span is walked, in list
+    order, as the store always did.
+    """
     parents = {s.span_id: s.parent_id for s in spans}
     depths: dict[str, int] = {}
+    loops: list[str] = []
 
     def depth(span_id: str) -> int:
         chain: list[str] = []
@@ -1466,13 +1533,24 @@ def _ordered_spans(spans: list[Span]) -> list[Span]:
         while node is not None and node in parents and node not in depths and node not in chain:
             chain.append(node)
             node = parents[node]
+        if node is not None and node in chain:
+            loops.append(node)
         level = depths.get(node, -1) if node is not None else -1
         for item in reversed(chain):  # a cycle (bad data) just stops the walk
             level += 1
             depths[item] = level
         return depths.get(span_id, 0)
 
-    return sorted(spans, key=lambda s: (s.start_time_ns, depth(s.span_id)))
+    seen: set[int] = set()
+    tied: set[int] = set()
+    for start in starts:
+        (tied if start in seen else seen).add(start)
+    keys = [(start, depth(s.span_id) if start in tied else 0) for s, start in zip(spans, starts)]
+    if loops:
+        depths.clear()
+        keys = [(start, depth(s.span_id)) for s, start in zip(spans, starts)]
+    order = sorted(range(len(spans)), key=keys.__getitem__)
+    return [spans[i] for i in order]
 
 
 def _experiment(row: RowMapping, tags: dict[str, str]) -> Experiment:

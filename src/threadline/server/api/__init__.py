@@ -7,6 +7,7 @@ thread pool, so a slow query never blocks the event loop.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -14,9 +15,11 @@ from pydantic import AfterValidator
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from threadline import _json as fast_json
 from threadline.server.api.schemas import ErrorResponse, Status, storable_text
 from threadline.server.auth import Principal, principal
 from threadline.server.errors import ApiJSONResponse, SpanDataJSONResponse, error_response
+from threadline.store._stored_span import NonFiniteValue
 from threadline.store.base import Store
 
 READY_TIMEOUT_SECONDS = 5.0
@@ -36,8 +39,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def store_of(request: Request) -> Store:
-    """The app's store (a dependency)."""
+async def store_of(request: Request) -> Store:
+    """The app's store (a dependency; ``async`` so FastAPI runs it on the event loop
+    instead of sending this attribute read to the thread pool)."""
     store: Store = request.app.state.store
     return store
 
@@ -56,6 +60,23 @@ def json_response(content: Any, status: int = 200) -> Response:
 def span_data_response(content: Any) -> Response:
     """Trace data read from the store (big: thousands of spans), rendered by orjson."""
     return SpanDataJSONResponse(content)
+
+
+def stored_span_response(build: Callable[[bool], Any]) -> Response:
+    """Trace data holding stored spans: ``build(verbatim)`` makes the content.
+
+    With orjson, ``build(True)`` may splice the spans' stored payload texts in verbatim
+    (``_stored_span.span_dict``), so they are never parsed; should orjson refuse that
+    content, or be missing, or a span hold a non-finite number (``NonFiniteValue``),
+    ``build(False)`` (plain values) renders as ``span_data_response`` would.
+    """
+    if not fast_json.HAVE_FRAGMENTS:
+        return SpanDataJSONResponse(build(False))
+    try:
+        content = build(True)
+    except NonFiniteValue:
+        return SpanDataJSONResponse(build(False))
+    return SpanDataJSONResponse(content, plain=lambda: build(False))
 
 
 def page(key: str, items: list[dict[str, Any]], token: str | None) -> Response:

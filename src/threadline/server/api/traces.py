@@ -25,6 +25,7 @@ from threadline.server.api import (
     StoreDep,
     json_response,
     span_data_response,
+    stored_span_response,
 )
 from threadline.server.api.schemas import (
     DeletedCount,
@@ -45,6 +46,7 @@ from threadline.server.api.schemas import (
 from threadline.server.auth import Principal
 from threadline.server.ingest.conventions import bounded_json
 from threadline.server.ingest.routes import accept_rows, parse_sync
+from threadline.store._stored_span import span_dict
 from threadline.store.base import SpanRow, Store, TraceRow
 
 router = APIRouter(prefix="/traces", tags=["traces"])
@@ -117,7 +119,8 @@ def get_trace(trace_id: PathId, store: StoreDep, who: PrincipalDep) -> Response:
     trace = store.get_trace(trace_id)
     if trace is None or not who.can_read(trace.info.experiment_id):
         raise _not_found(trace_id)
-    return span_data_response({"trace": trace.to_dict()})
+    found = trace  # bound for the closure (mypy: not None)
+    return stored_span_response(lambda verbatim: {"trace": _trace_dict(found, True, verbatim)})
 
 
 @router.get("/{trace_id}/structure", response_model=TraceStructureResponse)
@@ -142,7 +145,8 @@ def get_span(trace_id: PathId, span_id: PathId, store: StoreDep, who: PrincipalD
     span = store.get_span(trace_id, span_id)
     if span is None:
         raise ResourceNotFoundError(f"No span with id {span_id!r} in trace {trace_id!r}.")
-    return span_data_response({"span": span.to_dict()})
+    found = span  # bound for the closure (mypy: not None)
+    return stored_span_response(lambda verbatim: {"span": span_dict(found, verbatim=verbatim)})
 
 
 @router.get("/{trace_id}/info", response_model=TraceInfoResponse)
@@ -177,15 +181,22 @@ def _search(store: Store, who: Principal, query: SearchTraces) -> Response:
         run_id=query.run_id,
         include_spans=query.include_spans,
     )
-    items = [_trace_dict(t, query.include_spans) for t in traces]
-    return span_data_response({"traces": items, "next_page_token": token})
+    if not query.include_spans:  # no stored payloads in the content
+        items = [_trace_dict(t, False, False) for t in traces]
+        return span_data_response({"traces": items, "next_page_token": token})
+    return stored_span_response(
+        lambda verbatim: {
+            "traces": [_trace_dict(t, True, verbatim) for t in traces],
+            "next_page_token": token,
+        }
+    )
 
 
-def _trace_dict(trace: Trace, include_spans: bool) -> dict[str, object]:
-    data = trace.to_dict()
-    if not include_spans:
-        data["data"] = {"spans": []}
-    return data
+def _trace_dict(trace: Trace, include_spans: bool, verbatim: bool) -> dict[str, Any]:
+    """``trace.to_dict()``, its spans left out unless ``include_spans``; with ``verbatim``,
+    stored spans as ``span_dict`` renders them for orjson."""
+    spans = [span_dict(s, verbatim=verbatim) for s in trace.data.spans] if include_spans else []
+    return {"info": trace.info.to_dict(), "data": {"spans": spans}}
 
 
 def _summary(span: dict[str, Any]) -> dict[str, Any]:

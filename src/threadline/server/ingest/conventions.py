@@ -281,7 +281,7 @@ def _value_json(value: Any, mime: Any) -> str:
         return bounded_json(_dumps(value))
     kind = mime.split(";", 1)[0].strip().lower() if isinstance(mime, str) else ""
     looks_like_json = not kind and value.lstrip()[:1] in ("{", "[")
-    if (kind == JSON_MIME or looks_like_json) and _json_value(value) is not _INVALID:
+    if (kind == JSON_MIME or looks_like_json) and _is_json(value):
         return value
     return _dumps(value)
 
@@ -403,6 +403,16 @@ def _json_value(text: str) -> Any:
     return value if depth(value) <= MAX_JSON_DEPTH else _INVALID
 
 
+def _is_json(text: str) -> bool:
+    """Whether ``text`` is JSON nested at most ``MAX_JSON_DEPTH`` deep (``_json_value``
+    without keeping the value)."""
+    try:
+        value = fast_json.loads_for_check(text)
+    except (ValueError, RecursionError):
+        return False
+    return text.count("[") + text.count("{") <= MAX_JSON_DEPTH or depth(value) <= MAX_JSON_DEPTH
+
+
 def _json_dict(value: Any) -> dict[str, str]:
     parsed = _json_value(value) if isinstance(value, str) else None
     if not isinstance(parsed, dict):
@@ -450,4 +460,17 @@ def depth(value: Any) -> int:
 
 
 # One encoder: ``json.dumps`` with options builds a new one on every call.
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=repr).encode
+_standard_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=repr).encode
+
+
+def _dumps(value: Any) -> str:
+    """Compact JSON text of ``value`` (non-ASCII kept, ``repr`` of anything else).
+
+    orjson writes it several times faster, but writes NaN and Infinity as ``null``: output
+    with a ``null`` in it (rare in span data) is written again by the standard encoder,
+    which keeps them. Both read back to the same values.
+    """
+    data = fast_json.dumps_bytes(value)
+    if data is None or b"null" in data:
+        return _standard_dumps(value)
+    return data.decode()

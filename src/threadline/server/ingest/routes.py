@@ -75,8 +75,10 @@ async def export_traces(
         kind = media_type(content_type)
     except UnsupportedContentType as exc:
         raise ApiError(415, str(exc)) from None
+    check_room(request)
     body = await request.body()
-    batch = await run_in_threadpool(decode_request, body, kind, x_threadline_experiment_id)
+    pause = request.app.state.write_priority.wait_turn
+    batch = await run_in_threadpool(decode_request, body, kind, x_threadline_experiment_id, pause)
     wait = parse_sync(x_threadline_sync, default=False)
     await accept_rows(request, who, batch.traces, batch.spans, wait=wait)
     return _otlp_response(kind, batch)
@@ -126,6 +128,18 @@ async def accept_rows(
             headers={"Retry-After": str(settings.retry_after_seconds)},
         )
     return True
+
+
+def check_room(request: Request) -> None:
+    """503 before any decoding when the ingest queue has no room for a request like the
+    last one (``BatchWriter.check_room``)."""
+    writer: BatchWriter = request.app.state.writer
+    try:
+        writer.check_room()
+    except QueueFullError as exc:
+        raise ApiError(503, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
+    except WriterClosedError as exc:
+        raise ApiError(503, str(exc), headers={"Retry-After": "5"}) from None
 
 
 def parse_sync(value: str | None, *, default: bool) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -57,6 +58,35 @@ class _Item:
         return len(self.traces) + len(self.spans)
 
 
+class WritePriority:
+    """Lets the writer have the interpreter while it holds SQLite's write lock.
+
+    SQLite has one write lock for the whole database, shared by every server process. A
+    writer thread that holds it while this process's decoding threads compete with it for
+    the GIL keeps the lock several times longer than its own work takes, and the other
+    workers' writers wait meanwhile. So the store reports when it holds the lock
+    (``SqlStore.on_write_lock``) and decoding pauses until it is released (``wait_turn``,
+    called between spans), at most ``MAX_PAUSE_SECONDS`` at a time.
+    """
+
+    MAX_PAUSE_SECONDS = 0.5
+
+    def __init__(self) -> None:
+        self._free = threading.Event()
+        self._free.set()
+
+    def lock_held(self, held: bool) -> None:
+        """The store's ``on_write_lock`` hook."""
+        if held:
+            self._free.clear()
+        else:
+            self._free.set()
+
+    def wait_turn(self) -> None:
+        """Wait while the writer holds the write lock (bounded, so nothing stalls)."""
+        self._free.wait(self.MAX_PAUSE_SECONDS)
+
+
 class BatchWriter:
     """A bounded queue of rows and the single task that writes them to ``store``."""
 
@@ -78,6 +108,7 @@ class BatchWriter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._last_warning = float("-inf")
+        self._last_request_rows = 0
         self.written_rows = 0
         self.dropped_rows = 0
 
@@ -95,6 +126,22 @@ class BatchWriter:
             self._wakeup = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._run(), name="ingest-writer")
 
+    def check_room(self) -> None:
+        """Raise ``QueueFullError`` (or ``WriterClosedError``) now if a request like the last
+        one would not fit: the route asks before decoding, so a full queue costs a client
+        a quick 503 and the server no work."""
+        if self._closing:
+            raise WriterClosedError("The server is shutting down; send the batch again later.")
+        if self._queued_rows and self._queued_rows + self._last_request_rows > self._max_rows:
+            raise self._full()
+
+    def _full(self) -> QueueFullError:
+        return QueueFullError(
+            f"The ingest queue is full ({self._queued_rows} rows waiting to be written); "
+            f"retry in {self._retry_after} s.",
+            self._retry_after,
+        )
+
     def submit(
         self, traces: Sequence[TraceRow], spans: Sequence[SpanRow], *, wait: bool = False
     ) -> asyncio.Future[None] | None:
@@ -103,12 +150,9 @@ class BatchWriter:
             raise WriterClosedError("The server is shutting down; send the batch again later.")
         self.start()
         rows = len(traces) + len(spans)
+        self._last_request_rows = rows
         if rows and self._queued_rows and self._queued_rows + rows > self._max_rows:
-            raise QueueFullError(
-                f"The ingest queue is full ({self._queued_rows} rows waiting to be written); "
-                f"retry in {self._retry_after} s.",
-                self._retry_after,
-            )
+            raise self._full()
         done = asyncio.get_running_loop().create_future() if wait else None
         if done is not None:  # a waiter that gave up must not leave an unread exception
             done.add_done_callback(lambda f: f.cancelled() or f.exception())
