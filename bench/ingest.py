@@ -358,13 +358,15 @@ def main(argv: list[str] | None = None) -> int:
         for backend in backends:
             label = f"threadline, {backend}, 2 workers (OTLP protobuf)"
             loads.append(_threadline_run(label, "otlp", args, workdir, backend=backend, workers=2))
+        # The query figures come before the peers: stopping MLflow (2+ GB) and Phoenix
+        # leaves the machine busy for a while, which doubled the query times measured after.
+        for backend in backends:
+            for size in args.query_sizes:
+                queries.append(_query_figures(size, backend, args, workdir))
         if not args.no_peers:
             result, mlflow_search = _mlflow_run(args, workdir)
             loads.append(result)
             loads.append(_phoenix_run(args, workdir))
-        for backend in backends:
-            for size in args.query_sizes:
-                queries.append(_query_figures(size, backend, args, workdir))
     command = shlex.join(
         ["python", "bench/ingest.py", *(argv if argv is not None else sys.argv[1:])]
     )

@@ -75,6 +75,20 @@ def test_payloads_are_parsed_once_on_first_read(store: SqlStore) -> None:
         span.unparsed_text("name")
 
 
+def test_a_field_parsed_by_another_thread_meanwhile_is_read_not_reparsed(
+    store: SqlStore,
+) -> None:
+    """Two threads may start reading one field at once; the one that finds the text gone
+    (the other parsed it) returns the other's value instead of failing."""
+    tid = insert_trace(store, 1, [case_span("plain")])
+    span = store.get_span(tid, span_id(1))
+    assert isinstance(span, StoredSpan)
+    state = vars(span)
+    state["_inputs"] = parsed = {"parsed": "by the other thread"}
+    del state["_inputs_text"]
+    assert type(span).__dict__["_inputs"].__get__(span, type(span)) is parsed
+
+
 def test_stored_spans_copy_pickle_and_convert_like_spans(store: SqlStore) -> None:
     tid = insert_trace(store, 1, [case_span("events"), case_span("big_ints")])
     trace = store.get_trace(tid)

@@ -67,7 +67,7 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     app.state.settings = settings
     app.state.store = store
     app.state.writer = writer
-    app.state.write_priority = _write_priority(store)
+    app.state.write_priority = WritePriority()
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(api_router())
@@ -79,13 +79,17 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     return app
 
 
-def _write_priority(store: Store) -> WritePriority:
-    """Decoding pauses while the store holds SQLite's write lock (see ``WritePriority``)."""
-    priority = WritePriority()
+def prioritize_writes(app: FastAPI) -> None:
+    """Pause the app's decoding while its store holds SQLite's write lock (``WritePriority``).
+
+    For a worker process that shares its SQLite database with other server processes
+    (``--workers N``): they wait for that lock. A single process gains nothing from it and
+    loses the overlap of decoding with SQLite's own work, so it is not the default.
+    """
+    store = app.state.store
     inner = store.inner if isinstance(store, OffloadingStore) else store
     if isinstance(inner, SqlStore) and inner.engine.dialect.name == "sqlite":
-        inner.on_write_lock = priority.lock_held
-    return priority
+        inner.on_write_lock = app.state.write_priority.lock_held
 
 
 def _with_artifacts(settings: ServerSettings, store: Store) -> Store:

@@ -181,11 +181,12 @@ def worker_queue_rows(server_rows: int, workers: int) -> int:
 
 def app_from_environment() -> FastAPI:
     """The app of one worker process (``--workers N``), configured from the environment."""
-    from threadline.server.app import create_app
+    from threadline.server.app import create_app, prioritize_writes
     from threadline.store import get_store
 
     uri, settings = cfg.settings_from_environment()
     app = create_app(settings, get_store(uri))
+    prioritize_writes(app)  # the workers share the database's write lock
     _tune_gc()
     return app
 

@@ -85,6 +85,9 @@ class NonFiniteValue(Exception):
     """
 
 
+_PARSED = object()  # a field's text is gone: its value is in the instance's __dict__
+
+
 class _Parsed:
     """A payload field parsed from its stored text on first read, like
     ``functools.cached_property``: the value is then kept in the instance's ``__dict__``
@@ -106,7 +109,10 @@ class _Parsed:
         if instance is None:
             return self
         state = instance.__dict__
-        value = state[self._name] = self._parse(state[self._text])
+        text = state.get(self._text, _PARSED)
+        if text is _PARSED:  # another thread parsed it since this lookup began
+            return state[self._name]
+        value = state[self._name] = self._parse(text)
         state.pop(self._text, None)  # another thread may have parsed it at the same time
         return value
 
