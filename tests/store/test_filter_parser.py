@@ -270,3 +270,23 @@ def test_random_text_parses_or_raises_filter_syntax_error(text: str) -> None:
 @given(token_soup)
 def test_grammar_token_soup_parses_or_raises_filter_syntax_error(text: str) -> None:
     _parse_or_syntax_error(text)
+
+
+def test_nulls_last_only_where_a_column_can_hold_null() -> None:
+    """PostgreSQL reads ``request_time DESC`` off an index and stops after a page, but
+    ``DESC NULLS LAST`` makes it sort every match: a NOT NULL column gets no NULLS LAST."""
+    from sqlalchemy.dialects import postgresql
+
+    from threadline.store import tables as t
+
+    keys = [
+        search.OrderKey("request_time", ascending=False),
+        search.OrderKey("execution_duration", ascending=False),
+    ]
+    clauses = search.order_clauses(keys, t.traces, "trace_id")
+    rendered = [str(c.compile(dialect=postgresql.dialect())) for c in clauses]
+    assert rendered == [
+        "traces.request_time DESC",
+        "traces.execution_duration DESC NULLS LAST",
+        "traces.trace_id ASC",
+    ]
