@@ -9,13 +9,11 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.server.test_server_process import running_server
+from tests.server.test_server_process import _wait_healthy, running_server
 from threadline.errors import StoreError
 from threadline.server import main as server_main
 from threadline.server.main import prepare_store_in_child
@@ -70,7 +68,7 @@ def test_the_supervisor_of_two_workers_imports_neither_fastapi_nor_sqlalchemy(
         process,
         url,
     ):
-        _wait_ready(url)
+        _wait_healthy(url)
         supervisor = Path(f"/proc/{process.pid}/maps").read_text()
         children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
         workers = [Path(f"/proc/{pid}/maps").read_text() for pid in children]
@@ -97,16 +95,3 @@ def test_tune_gc_freezes_the_startup_heap_and_raises_the_young_threshold() -> No
     finally:
         gc.unfreeze()
         gc.set_threshold(*before_threshold)
-
-
-def _wait_ready(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/ready", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.2)

@@ -198,8 +198,9 @@ def _tune_gc() -> None:
     A server process holds a large, permanent heap (FastAPI, pydantic, SQLAlchemy, the
     protobuf classes) that every full collection would walk again; and an ingest request
     allocates a thousand spans' worth of short-lived objects at once, which at the default
-    threshold (700) triggers dozens of collections that find nothing to free. Together
-    this halved the CPU per decoded span. Only the server's own processes are tuned.
+    threshold (700) triggers dozens of collections that find nothing to free. In a
+    profiled server under ingest load this took the CPU per span (decode, write and GC)
+    from 107 to 66 µs. Only the server's own processes are tuned, never a user's.
     """
     import gc
 

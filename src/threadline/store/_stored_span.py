@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "ROW_COLUMNS",
+    "SUMMARY_COLUMNS",
     "NonFiniteValue",
     "StoredSpan",
     "span_dict",
@@ -31,8 +32,8 @@ __all__ = [
     "stored_value",
 ]
 
-#: The ``spans`` columns a ``StoredSpan`` is built from, in the order it unpacks them.
-ROW_COLUMNS = (
+#: The ``spans`` columns of a span without its payloads (the trace structure's rows).
+SUMMARY_COLUMNS = (
     "trace_id",
     "span_id",
     "parent_id",
@@ -42,12 +43,10 @@ ROW_COLUMNS = (
     "status_message",
     "start_time_ns",
     "end_time_ns",
-    "inputs",
-    "outputs",
-    "attributes",
-    "events",
 )
 _PAYLOADS = ("inputs", "outputs", "attributes", "events")
+#: The ``spans`` columns a ``StoredSpan`` is built from, in the order it unpacks them.
+ROW_COLUMNS = SUMMARY_COLUMNS + _PAYLOADS
 _STATUS_CODES = frozenset(SpanStatusCode.ALL)
 
 

@@ -55,7 +55,7 @@ from threadline.errors import (
 from threadline.store import _read_statements as reads
 from threadline.store import migrations, search
 from threadline.store import tables as t
-from threadline.store._stored_span import StoredSpan
+from threadline.store._stored_span import SUMMARY_COLUMNS, StoredSpan
 from threadline.store._write_statements import WriteStatements
 from threadline.store.base import STRUCTURE_ATTRIBUTES, SpanRow, Store, TraceRow
 
@@ -1591,17 +1591,7 @@ if TYPE_CHECKING:  # the type checker verifies SqlStore against the Store protoc
 
 # --- trace structure and cost sums -------------------------------------------------------
 
-_STRUCTURE_COLUMNS = (
-    "trace_id",
-    "span_id",
-    "parent_id",
-    "name",
-    "span_type",
-    "status_code",
-    "status_message",
-    "start_time_ns",
-    "end_time_ns",
-)
+_STRUCTURE_COLUMNS = SUMMARY_COLUMNS
 _COST_FIELDS = ("input_cost", "output_cost", "total_cost")
 _COST_MARK = f'"{SpanAttributeKey.COST}"'  # in a span's attributes text when it has a cost
 # A span with none of the structure attributes, as SQLite and PostgreSQL write the array.
