@@ -1,5 +1,5 @@
 """``threadline server`` as a real process on 127.0.0.1: startup line, health, a real
-OpenTelemetry SDK exporting to it, clean SIGTERM shutdown, and ``--workers 2`` on PostgreSQL."""
+OpenTelemetry SDK exporting to it, clean SIGTERM shutdown, and ``--workers 4`` on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -92,6 +92,15 @@ def _wait_healthy(url: str) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def _wait_for_log(log: Path, line: str, *, count: int) -> None:
+    """Until ``line`` appears ``count`` times in ``log`` (every worker has started)."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while log.read_text().count(line) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{line!r} not {count} times in the log:\n{log.read_text()}")
+        time.sleep(0.1)
 
 
 def _search(url: str, **body: Any) -> list[dict]:
@@ -242,7 +251,9 @@ def test_auth_tokens_and_bad_options(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_two_workers_share_postgres(tmp_path: Path) -> None:
+def test_four_workers_share_postgres(tmp_path: Path) -> None:
+    """``--workers 4`` on PostgreSQL (as the issue deploys it): the schema is migrated once,
+    every span is stored once, even when batches are sent again."""
     from tests._pg import create_database, drop_database, pg_available
 
     reason = pg_available()
@@ -252,11 +263,12 @@ def test_two_workers_share_postgres(tmp_path: Path) -> None:
         pytest.skip(reason)
     name, uri = create_database()
     try:
-        with running_server(tmp_path, "--workers", "2", "--backend-store-uri", uri) as (
+        with running_server(tmp_path, "--workers", "4", "--backend-store-uri", uri) as (
             process,
             url,
         ):
             _wait_healthy(url)
+            _wait_for_log(tmp_path / "server.log", "Application startup complete.", count=4)
 
             def send(n: int) -> None:
                 body = otlp_request([{"trace": n, "span": 1}, {"trace": n, "span": 2, "parent": 1}])
@@ -272,7 +284,7 @@ def test_two_workers_share_postgres(tmp_path: Path) -> None:
             process.send_signal(signal.SIGTERM)
             assert process.wait(30) == 0
         log = (tmp_path / "server.log").read_text()
-        assert len(set(re.findall(r"Started server process \[(\d+)\]", log))) == 2
+        assert len(set(re.findall(r"Started server process \[(\d+)\]", log))) == 4
         import psycopg
 
         from threadline.store.migrations import VERSION_TABLE
