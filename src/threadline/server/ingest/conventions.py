@@ -398,9 +398,7 @@ def _json_value(text: str) -> Any:
         value = fast_json.loads(text)
     except (ValueError, RecursionError):
         return _INVALID
-    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:  # cannot nest deeper: no walk
-        return value
-    return value if depth(value) <= MAX_JSON_DEPTH else _INVALID
+    return value if _shallow(text, value) else _INVALID
 
 
 def _is_json(text: str) -> bool:
@@ -410,7 +408,17 @@ def _is_json(text: str) -> bool:
         value = fast_json.loads_for_check(text)
     except (ValueError, RecursionError):
         return False
-    return text.count("[") + text.count("{") <= MAX_JSON_DEPTH or depth(value) <= MAX_JSON_DEPTH
+    return _shallow(text, value)
+
+
+def _shallow(text: str, value: Any) -> bool:
+    """Whether ``value``, parsed from ``text``, nests at most ``MAX_JSON_DEPTH`` deep."""
+    return _few_brackets(text) or depth(value) <= MAX_JSON_DEPTH
+
+
+def _few_brackets(text: str) -> bool:
+    """Too few brackets in ``text`` to nest deeper than ``MAX_JSON_DEPTH``: no walk needed."""
+    return text.count("[") + text.count("{") <= MAX_JSON_DEPTH
 
 
 def _json_dict(value: Any) -> dict[str, str]:
@@ -429,7 +437,7 @@ def bounded_json(text: str) -> str:
 
     Reading such a payload back would exhaust the stack; as a string it stays readable.
     """
-    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+    if _few_brackets(text):
         return text
     try:
         value = json.loads(text)

@@ -52,6 +52,7 @@ _OTLP_RESPONSE: dict[int | str, dict[str, Any]] = {
     },
     **ERRORS,
 }
+CLOSED_RETRY_AFTER = 5  # seconds: a server shutting down is replaced or back by then
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -108,16 +109,14 @@ async def accept_rows(
     spans = await offload_payloads(request.app.state.store, spans)
     try:
         done = writer.submit(traces, spans, wait=wait)
-    except QueueFullError as exc:
-        raise ApiError(503, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
-    except WriterClosedError as exc:
-        raise ApiError(503, str(exc), headers={"Retry-After": "5"}) from None
+    except (QueueFullError, WriterClosedError) as exc:
+        raise _unavailable(exc) from None
     if done is None:
         return False
     try:
         written = await wait_written(done, settings.sync_wait_seconds)
     except WriterClosedError as exc:
-        raise ApiError(503, str(exc), headers={"Retry-After": "5"}) from None
+        raise _unavailable(exc) from None
     except ThreadlineError as exc:  # refused by the store while it answers: bad data
         raise ApiError(400, f"The store refused the batch: {exc}") from None
     if not written:
@@ -136,10 +135,14 @@ def check_room(request: Request) -> None:
     writer: BatchWriter = request.app.state.writer
     try:
         writer.check_room()
-    except QueueFullError as exc:
-        raise ApiError(503, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
-    except WriterClosedError as exc:
-        raise ApiError(503, str(exc), headers={"Retry-After": "5"}) from None
+    except (QueueFullError, WriterClosedError) as exc:
+        raise _unavailable(exc) from None
+
+
+def _unavailable(exc: QueueFullError | WriterClosedError) -> ApiError:
+    """The queue's refusal as a 503 saying when to retry."""
+    retry_after = exc.retry_after if isinstance(exc, QueueFullError) else CLOSED_RETRY_AFTER
+    return ApiError(503, str(exc), headers={"Retry-After": str(retry_after)})
 
 
 def parse_sync(value: str | None, *, default: bool) -> bool:
