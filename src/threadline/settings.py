@@ -91,6 +91,13 @@ def _parse_tokens(text: str) -> tuple[str, ...]:
     return tokens
 
 
+def _parse_choice(text: str, choices: tuple[str, ...]) -> str:
+    value = text.strip().lower()
+    if value not in choices:
+        raise ValueError(f"expected one of {', '.join(choices)}")
+    return value
+
+
 def _parse_str(text: str) -> str:
     value = text.strip()
     if not value:
@@ -190,6 +197,13 @@ MAX_PAYLOAD_CHARS: Setting[int] = Setting(
     "are stored truncated with a marker.",
 )
 
+SQLITE_SYNCHRONOUS: Setting[str] = Setting(
+    "THREADLINE_SQLITE_SYNCHRONOUS",
+    lambda text: _parse_choice(text, ("normal", "full")),
+    "normal",
+    "How SQLite stores (WAL mode) make a commit durable: 'normal' survives a killed process, "
+    "'full' also survives a power loss or operating-system crash, at some cost per commit.",
+)
 TRACE_TIMEOUT_SECONDS: Setting[float | None] = Setting(
     "THREADLINE_TRACE_TIMEOUT_SECONDS",
     _parse_positive_float,
@@ -345,6 +359,7 @@ ALL_SETTINGS: tuple[Setting[Any], ...] = (
     ASYNC_MAX_QUEUE_SIZE,
     ASYNC_RETRY_TIMEOUT,
     MAX_PAYLOAD_CHARS,
+    SQLITE_SYNCHRONOUS,
     TRACE_TIMEOUT_SECONDS,
     TRACE_TIMEOUT_CHECK_INTERVAL_SECONDS,
     TRACE_SAMPLING_RATIO,

@@ -36,7 +36,6 @@ from threadline.store.sql import SqlStore
 THRESHOLD = 64 * 1024
 # 1 MB of UTF-8 that is not all ASCII, so sizes are counted in bytes, not characters.
 DOCUMENT = ("é" * 1000 + "x" * 9000) * 95
-SYNC = {"x-threadline-sync": "1"}
 
 
 def big_inputs() -> str:
@@ -141,7 +140,7 @@ def test_otlp_ingest_offloads_too(offload_client: TestClient, sqlite_store: SqlS
     attributes = {"threadline.span_type": "CHAIN", "threadline.inputs": big_inputs()}
     body = otlp_request([{"trace": 1, "span": 1, "attributes": attributes}])
     response = offload_client.post(
-        "/v1/traces", content=body.SerializeToString(), headers={**PROTOBUF, **SYNC}
+        "/v1/traces", content=body.SerializeToString(), headers={**PROTOBUF}
     )
     assert response.status_code == 200, response.text
     assert REFERENCE in json.loads(stored_row(sqlite_store, 1)["inputs"])

@@ -33,7 +33,6 @@ from threadline.server.ingest.decode import decode_otlp
 from threadline.store.base import SpanRow, TraceRow
 from threadline.store.rest import RestStore
 
-SYNC = {"x-threadline-sync": "1"}
 COST_KEY = "threadline.llm.cost"
 BIG_TEXT = "a long prompt " * 2_000
 COST = {"input_cost": 0.00015, "output_cost": 0.0003, "total_cost": 0.00045}
@@ -238,7 +237,7 @@ def test_otlp_gen_ai_spans_get_a_cost(store_client: TestClient) -> None:
         },
     ]
     body = otlp_request(spans).SerializeToString()
-    assert store_client.post("/v1/traces", content=body, headers={**PROTOBUF, **SYNC}).is_success
+    assert store_client.post("/v1/traces", content=body, headers={**PROTOBUF}).is_success
     trace = store_client.get(f"/api/v1/traces/tr-{5:032x}").json()["trace"]
     by_name = {s["name"]: s for s in trace["data"]["spans"]}
     priced = by_name["chat gpt-4o-mini"]["attributes"]

@@ -98,12 +98,27 @@ def test_set_and_delete_tags(store_client: TestClient) -> None:
     assert missing.status_code == 404
 
 
-def test_async_batches_are_accepted_then_written(client: TestClient) -> None:
-    body = batch(1, 2)
-    assert _log(client, body, **{"x-threadline-sync": "0"})["written"] is False
-    _log(client, batch(3))  # a synchronous batch queues behind the first: both are written
+def test_batches_are_answered_once_committed_unless_queued_is_asked_for(
+    client: TestClient,
+) -> None:
+    assert _log(client, batch(1))["written"] is True  # no header: committed
+    assert client.get(f"{API}/{trace_id(1)}").status_code == 200
+    queued = client.post(f"{API}/batch", json=batch(2, 3), headers={"x-threadline-ack": "queued"})
+    assert queued.status_code == 202 and queued.json()["written"] is False
+    _log(client, batch(4), **{"x-threadline-ack": "committed"})  # queues behind: all written
     found = client.post(f"{API}/search", json={}).json()["traces"]
-    assert len(found) == 3
+    assert len(found) == 4
+
+
+def test_an_unnamed_lossy_mode_and_bad_ack_headers_are_refused(client: TestClient) -> None:
+    legacy = client.post(f"{API}/batch", json=batch(1), headers={"x-threadline-sync": "0"})
+    assert legacy.status_code == 400 and "x-threadline-ack: queued" in legacy.text
+    bad = client.post(f"{API}/batch", json=batch(1), headers={"x-threadline-ack": "maybe"})
+    assert bad.status_code == 400 and "x-threadline-ack" in bad.text
+    assert _log(client, batch(1), **{"x-threadline-sync": "1"})["written"] is True
+    assert client.post(f"{API}/search", json={}).json()["traces"][0]["info"]["trace_id"] == (
+        trace_id(1)
+    )
 
 
 def test_traces_in_an_unknown_experiment_create_it(client: TestClient) -> None:

@@ -9,7 +9,12 @@ import pytest
 
 from threadline.errors import InvalidArgumentError, StoreError
 from threadline.server.ingest import writer as writer_module
-from threadline.server.ingest.writer import BatchWriter, QueueFullError, WriterClosedError
+from threadline.server.ingest.writer import (
+    BatchWriter,
+    QueueFullError,
+    StoreUnavailableError,
+    WriterClosedError,
+)
 from threadline.store.base import SpanRow, TraceRow
 
 
@@ -127,15 +132,50 @@ def test_an_unreachable_store_is_retried_until_it_answers() -> None:
         store.down = True
         writer = _writer(store)
         done = writer.submit([], [_span(1)], wait=True)
-        await asyncio.sleep(0.2)
-        assert store.batches == [] and writer.queued_rows == 1
-        store.down = False
         assert done is not None
-        await asyncio.wait_for(done, 5)
+        # The waiting request is answered at once (503), its rows stay queued...
+        with pytest.raises(StoreUnavailableError):
+            await asyncio.wait_for(done, 5)
+        assert store.batches == [] and writer.queued_rows == 1
+        assert not writer.store_available
+        # ...and new requests are refused before they are queued, while the store is down.
+        with pytest.raises(StoreUnavailableError):
+            writer.check_room()
+        with pytest.raises(StoreUnavailableError):
+            writer.submit([], [_span(2)], wait=True)
+        store.down = False
+        for _ in range(500):  # the retry writes the queued rows once the store is back
+            if writer.queued_rows == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert writer.store_available
+        again = writer.submit([], [_span(3)], wait=True)
+        assert again is not None
+        await asyncio.wait_for(again, 5)
         await writer.close(5)
         return store
 
-    assert asyncio.run(scenario()).batches == [[f"{1:016x}"]]
+    assert asyncio.run(scenario()).batches == [[f"{1:016x}"], [f"{3:016x}"]]
+
+
+def test_a_refused_request_does_not_hold_back_the_others_of_its_batch() -> None:
+    class Refusing(FakeStore):
+        def log_batch(self, traces: Sequence[TraceRow], spans: Sequence[SpanRow]) -> None:
+            if any(s.span_id == f"{2:016x}" for s in spans):
+                raise InvalidArgumentError("value too long for the column")
+            super().log_batch(traces, spans)
+
+    async def scenario() -> tuple[Refusing, list[BaseException | None]]:
+        store = Refusing()
+        writer = _writer(store, batch_rows=10)
+        futures = [writer.submit([], [_span(n)], wait=True) for n in (1, 2, 3)]
+        await writer.close(5)
+        return store, [f.exception() if f is not None else None for f in futures]
+
+    store, errors = asyncio.run(scenario())
+    assert sorted(_flat(store.batches)) == [f"{1:016x}", f"{3:016x}"]
+    assert errors[0] is None and errors[2] is None
+    assert isinstance(errors[1], InvalidArgumentError)
 
 
 def test_a_poison_request_is_dropped_and_the_rest_written() -> None:

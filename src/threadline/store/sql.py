@@ -36,6 +36,7 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.pool import StaticPool
 
 from threadline import _json as fast_json
+from threadline import settings
 from threadline.entities.experiment import (
     DEFAULT_EXPERIMENT_ID,
     Experiment,
@@ -169,6 +170,8 @@ class SqlStore:
             yield
         except ThreadlineError:
             raise
+        except (sa.exc.DataError, sa.exc.IntegrityError) as exc:  # the data, not the store
+            raise InvalidArgumentError(self._explain(action, exc)) from exc
         except (sa.exc.SQLAlchemyError, OverflowError) as exc:
             raise StoreError(self._explain(action, exc)) from exc
 
@@ -1050,7 +1053,8 @@ def _create_engine(url: sa.URL, *, memory: bool) -> Engine:
     if memory:
         options["poolclass"] = StaticPool
     engine = sa.create_engine(url, **options)
-    sa.event.listen(engine, "connect", _sqlite_on_connect(wal=not memory))
+    synchronous = settings.SQLITE_SYNCHRONOUS.get().upper()
+    sa.event.listen(engine, "connect", _sqlite_on_connect(wal=not memory, synchronous=synchronous))
     sa.event.listen(engine, "begin", _sqlite_on_begin)
     return engine
 
@@ -1069,7 +1073,10 @@ def _postgres_on_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.commit()  # or the pool's reset-on-return would roll the SET back
 
 
-def _sqlite_on_connect(*, wal: bool) -> Any:
+def _sqlite_on_connect(*, wal: bool, synchronous: str) -> Any:
+    """Per-connection pragmas. In WAL mode ``synchronous=NORMAL`` makes every commit survive
+    a killed process (``FULL``, a setting, also a power loss); a commit returns only then."""
+
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control from the driver: ``_sqlite_on_begin`` emits BEGIN.
         dbapi_connection.isolation_level = None
@@ -1078,7 +1085,7 @@ def _sqlite_on_connect(*, wal: bool) -> Any:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             if wal:
                 cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute(f"PRAGMA synchronous = {synchronous}")
             cursor.execute("PRAGMA foreign_keys = ON")
             # LIKE is case-sensitive, as on PostgreSQL; ILIKE is lower() LIKE lower().
             cursor.execute("PRAGMA case_sensitive_like = ON")

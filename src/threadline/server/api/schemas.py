@@ -239,7 +239,7 @@ class LogTraces(_In):
 class LogTracesResponse(BaseModel):
     traces: int
     spans: int
-    written: bool  # False: accepted into the queue, not yet written (x-threadline-sync: 0)
+    written: bool  # False: queued, not yet written (x-threadline-ack: queued)
 
 
 class SearchTraces(_In):

@@ -3,9 +3,10 @@
 A viewer of a large trace reads ``/traces/{id}/structure`` (the span tree without
 payloads) and then ``/traces/{id}/spans/{span_id}`` for the span it opens.
 
-``POST /traces/batch`` goes through the same queue and writer as OTLP ingest. By default
-it answers once the rows are written (200), so a client that flushes before it reads sees
-its traces; ``x-threadline-sync: 0`` answers as soon as they are queued (202).
+``POST /traces/batch`` goes through the same queue and writer as OTLP ingest. It answers
+200 once the rows are committed, so a client that flushes before it reads sees its
+traces; ``x-threadline-ack: queued`` answers 202 as soon as they are queued (lossy: a
+server killed before the write loses them).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from threadline.server.api.schemas import (
 )
 from threadline.server.auth import Principal
 from threadline.server.ingest.conventions import bounded_json
-from threadline.server.ingest.routes import accept_rows, parse_sync
+from threadline.server.ingest.routes import accept_rows, wait_for_commit
 from threadline.store._stored_span import span_dict
 from threadline.store.base import SpanRow, Store, TraceRow
 
@@ -59,11 +60,13 @@ async def log_traces(
     body: LogTraces,
     request: Request,
     who: PrincipalDep,
+    x_threadline_ack: Annotated[str | None, Header()] = None,
     x_threadline_sync: Annotated[str | None, Header()] = None,
 ) -> Response:
-    """Upsert trace rows then span rows (``store.log_batch`` semantics; idempotent)."""
+    """Upsert trace rows then span rows (``store.log_batch`` semantics; idempotent),
+    answered once they are committed."""
+    wait = wait_for_commit(x_threadline_ack, x_threadline_sync)
     traces, spans = await run_in_threadpool(_rows, body)
-    wait = parse_sync(x_threadline_sync, default=True)
     written = await accept_rows(request, who, traces, spans, wait=wait)
     content = {"traces": len(traces), "spans": len(spans), "written": written}
     return json_response(content, 200 if written else 202)

@@ -1,8 +1,11 @@
 """``POST /v1/traces`` (OTLP/HTTP, protobuf or JSON), and ``accept_rows``: the way every
 transport hands decoded rows to the ingest queue.
 
-OTLP success is answered once the rows are in the queue; ``x-threadline-sync: 1`` waits
-until they are written (read-your-writes for a client that then queries the API).
+Success means committed: a request is answered 2xx only once the transaction holding all
+its rows has committed (the writer commits many requests' rows together, and each request
+waits for its own batch), so an acknowledged trace survives a killed server and is
+readable at once on every worker. ``x-threadline-ack: queued`` opts one request into the
+lossy fast path: answered once queued, lost if the server dies before writing it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from fastapi import APIRouter, Header, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from threadline.errors import ThreadlineError
+from threadline.errors import InvalidArgumentError, StoreError
 from threadline.server.api import ERRORS, PrincipalDep
 from threadline.server.auth import Principal
 from threadline.server.errors import ApiError
@@ -26,12 +29,7 @@ from threadline.server.ingest.decode import (
     media_type,
 )
 from threadline.server.ingest.payloads import check_payload_sizes, offload_payloads
-from threadline.server.ingest.writer import (
-    BatchWriter,
-    QueueFullError,
-    WriterClosedError,
-    wait_written,
-)
+from threadline.server.ingest.writer import BatchWriter, IngestUnavailableError, wait_written
 from threadline.store.base import SpanRow, Store, TraceRow
 
 router = APIRouter(tags=["ingest"])
@@ -52,8 +50,8 @@ _OTLP_RESPONSE: dict[int | str, dict[str, Any]] = {
     },
     **ERRORS,
 }
-CLOSED_RETRY_AFTER = 5  # seconds: a server shutting down is replaced or back by then
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+COMMITTED, QUEUED = "committed", "queued"
 
 
 @router.post(
@@ -67,20 +65,21 @@ async def export_traces(
     request: Request,
     who: PrincipalDep,
     x_threadline_experiment_id: Annotated[str | None, Header()] = None,
+    x_threadline_ack: Annotated[str | None, Header()] = None,
     x_threadline_sync: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Ingest OTLP spans into the experiment of the header, the resource attribute
-    ``threadline.experiment_id``, or ``"0"``."""
+    ``threadline.experiment_id``, or ``"0"``; answered once they are committed."""
     content_type = request.headers.get("content-type")
     try:
         kind = media_type(content_type)
     except UnsupportedContentType as exc:
         raise ApiError(415, str(exc)) from None
+    wait = wait_for_commit(x_threadline_ack, x_threadline_sync)
     check_room(request)
     body = await request.body()
     pause = request.app.state.write_priority.wait_turn
     batch = await run_in_threadpool(decode_request, body, kind, x_threadline_experiment_id, pause)
-    wait = parse_sync(x_threadline_sync, default=False)
     await accept_rows(request, who, batch.traces, batch.spans, wait=wait)
     return _otlp_response(kind, batch)
 
@@ -109,20 +108,26 @@ async def accept_rows(
     spans = await offload_payloads(request.app.state.store, spans)
     try:
         done = writer.submit(traces, spans, wait=wait)
-    except (QueueFullError, WriterClosedError) as exc:
+    except IngestUnavailableError as exc:
         raise _unavailable(exc) from None
     if done is None:
         return False
     try:
         written = await wait_written(done, settings.sync_wait_seconds)
-    except WriterClosedError as exc:
+    except IngestUnavailableError as exc:
         raise _unavailable(exc) from None
-    except ThreadlineError as exc:  # refused by the store while it answers: bad data
+    except InvalidArgumentError as exc:  # the store refused this request's data
         raise ApiError(400, f"The store refused the batch: {exc}") from None
+    except StoreError as exc:  # failed again and again while the store answers
+        raise ApiError(
+            503,
+            f"The store could not write the batch: {exc}",
+            headers={"Retry-After": str(settings.retry_after_seconds)},
+        ) from None
     if not written:
         raise ApiError(
             503,
-            "The batch is queued but not yet written (the store is slow or unavailable); "
+            "The batch is queued but not yet committed (the store is slow or unavailable); "
             "sending it again is safe.",
             headers={"Retry-After": str(settings.retry_after_seconds)},
         )
@@ -135,24 +140,39 @@ def check_room(request: Request) -> None:
     writer: BatchWriter = request.app.state.writer
     try:
         writer.check_room()
-    except (QueueFullError, WriterClosedError) as exc:
+    except IngestUnavailableError as exc:
         raise _unavailable(exc) from None
 
 
-def _unavailable(exc: QueueFullError | WriterClosedError) -> ApiError:
-    """The queue's refusal as a 503 saying when to retry."""
-    retry_after = exc.retry_after if isinstance(exc, QueueFullError) else CLOSED_RETRY_AFTER
-    return ApiError(503, str(exc), headers={"Retry-After": str(retry_after)})
+def _unavailable(exc: IngestUnavailableError) -> ApiError:
+    """The writer's refusal as a 503 saying when to retry."""
+    return ApiError(503, str(exc), headers={"Retry-After": str(exc.retry_after)})
 
 
-def parse_sync(value: str | None, *, default: bool) -> bool:
-    """The ``x-threadline-sync`` header: wait for the write (1) or not (0)."""
-    if value is None:
-        return default
-    text = value.strip().lower()
-    if text in _TRUE or text in _FALSE:
-        return text in _TRUE
-    raise ApiError(400, f"Header x-threadline-sync must be 1 or 0, got {value[:20]!r}.")
+def wait_for_commit(ack: str | None, sync: str | None) -> bool:
+    """Whether to answer only after the commit (the default) or once queued.
+
+    ``x-threadline-ack: committed|queued`` chooses; ``x-threadline-sync: 1``, which older
+    clients send, means ``committed``. Not waiting loses the rows if the server dies before
+    writing them, so it must be asked for by that name: ``x-threadline-sync: 0`` is refused.
+    """
+    if ack is not None:
+        text = ack.strip().lower()
+        if text in (COMMITTED, QUEUED):
+            return text == COMMITTED
+        raise ApiError(
+            400, f"Header x-threadline-ack must be 'committed' or 'queued', got {ack[:20]!r}."
+        )
+    if sync is None or sync.strip().lower() in _TRUE:
+        return True
+    if sync.strip().lower() in _FALSE:
+        raise ApiError(
+            400,
+            "Header x-threadline-sync: 0 is no longer supported: answers come after the commit. "
+            "To be answered before the write (lost if the server dies), send "
+            "x-threadline-ack: queued.",
+        )
+    raise ApiError(400, f"Header x-threadline-sync must be 1, got {sync[:20]!r}.")
 
 
 def _check_trace_access(

@@ -1,15 +1,20 @@
-"""The ingest queue and its one writer: accepted rows are written in batches, never dropped
-because the store hiccuped.
+"""The ingest queue and its one writer: accepted rows are written in batches, and a request
+is acknowledged only once the transaction holding its rows has committed.
 
 ``submit`` puts a request's rows on a bounded queue (counted in rows) or raises
 ``QueueFullError`` (the route answers 503 with ``Retry-After``). One asyncio task takes
 everything queued (up to ``batch_rows``) and calls ``store.log_batch`` in a thread, so the
-event loop never blocks on the database. Writes are idempotent upserts, so retrying is safe:
+event loop never blocks on the database; every request in that batch is then resolved
+together (group commit: one commit serves many requests, each waiting on its own future).
+Writes are idempotent upserts, so retrying is safe:
 
-* the store fails (``StoreError``) → retried with back-off for as long as the store is
-  unreachable; the queue fills meanwhile and clients get 503s;
-* one request's rows fail while the store answers → that request is dropped and logged
-  after ``POISON_ATTEMPTS`` tries, so bad data cannot block the queue forever.
+* the store is unreachable (``StoreError`` and it does not answer) → the writer retries
+  with back-off until it is back; meanwhile waiting requests and new ones get 503
+  (``StoreUnavailableError``) at once, and the queued rows are written when it returns;
+* the store refuses a request's data (``InvalidArgumentError``) → that request alone is
+  answered 400 at once; the other requests of its batch are written without it;
+* a request keeps failing while the store answers → dropped after ``POISON_ATTEMPTS``
+  tries (its client gets the error), so nothing can block the queue forever.
 
 ``close`` stops accepting and drains the queue (server shutdown).
 """
@@ -24,7 +29,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from threadline.errors import StoreError
+from threadline.errors import StoreError, ThreadlineError
 from threadline.store.base import SpanRow, Store, TraceRow
 
 logger = logging.getLogger(__name__)
@@ -35,16 +40,27 @@ MAX_RETRY_DELAY = 5.0
 WARNING_INTERVAL = 30.0
 
 
-class QueueFullError(Exception):
-    """The queue cannot take these rows now; retry after ``retry_after`` seconds."""
+class IngestUnavailableError(Exception):
+    """Rows cannot be accepted now; send them again after ``retry_after`` seconds."""
 
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
 
-class WriterClosedError(Exception):
+class QueueFullError(IngestUnavailableError):
+    """The queue cannot take these rows now."""
+
+
+class StoreUnavailableError(IngestUnavailableError):
+    """The store does not answer; queued rows wait for it, new ones are refused."""
+
+
+class WriterClosedError(IngestUnavailableError):
     """The server is shutting down and accepts no more rows."""
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message, retry_after)
 
 
 @dataclass
@@ -109,6 +125,7 @@ class BatchWriter:
         self._closing = False
         self._last_warning = float("-inf")
         self._last_request_rows = 0
+        self._store_down: StoreError | None = None  # the error while the store is unreachable
         self.written_rows = 0
         self.dropped_rows = 0
 
@@ -127,11 +144,13 @@ class BatchWriter:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="ingest-writer")
 
     def check_room(self) -> None:
-        """Raise ``QueueFullError`` (or ``WriterClosedError``) now if a request like the last
-        one would not fit: the route asks before decoding, so a full queue costs a client
-        a quick 503 and the server no work."""
+        """Raise ``QueueFullError`` now if a request like the last one would not fit (or
+        ``StoreUnavailableError``, ``WriterClosedError``): the route asks before decoding, so
+        a full queue or a down store costs a client a quick 503 and the server no work."""
         if self._closing:
             raise WriterClosedError("The server is shutting down; send the batch again later.")
+        if self._store_down is not None:
+            raise self._unreachable()
         if self._queued_rows and self._queued_rows + self._last_request_rows > self._max_rows:
             raise self._full()
 
@@ -142,12 +161,26 @@ class BatchWriter:
             self._retry_after,
         )
 
+    def _unreachable(self) -> StoreUnavailableError:
+        return StoreUnavailableError(
+            f"The store is unavailable ({self._store_down}); nothing of this request was "
+            f"stored. Retry in {self._retry_after} s.",
+            self._retry_after,
+        )
+
+    @property
+    def store_available(self) -> bool:
+        """False while the writer finds the store unreachable."""
+        return self._store_down is None
+
     def submit(
         self, traces: Sequence[TraceRow], spans: Sequence[SpanRow], *, wait: bool = False
     ) -> asyncio.Future[None] | None:
-        """Queue rows; with ``wait``, returns a future resolved once they are written."""
+        """Queue rows; with ``wait``, returns a future resolved once they are committed."""
         if self._closing:
             raise WriterClosedError("The server is shutting down; send the batch again later.")
+        if self._store_down is not None:
+            raise self._unreachable()
         self.start()
         rows = len(traces) + len(spans)
         self._last_request_rows = rows
@@ -241,19 +274,34 @@ class BatchWriter:
                 else:
                     self._succeeded([item])
                     return
-            if not isinstance(error, StoreError) or await self._store_answers():
+            if not isinstance(error, StoreError):  # the data is refused: resending cannot help
+                self._drop(item, error)
+                return
+            if await self._store_answers():
                 failures_while_store_up += 1
-                if failures_while_store_up >= POISON_ATTEMPTS or not isinstance(error, StoreError):
+                if failures_while_store_up >= POISON_ATTEMPTS:
                     self._drop(item, error)
                     return
-            elif time.monotonic() - self._last_warning > WARNING_INTERVAL:
-                self._last_warning = time.monotonic()
-                logger.warning(
-                    "Store unavailable; %d rows wait to be written: %s", self._queued_rows, error
-                )
+            else:
+                self._unavailable(error)
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_RETRY_DELAY)
             error = None
+
+    def _unavailable(self, error: StoreError) -> None:
+        """The store is down: refuse new requests and answer the waiting ones 503 now (their
+        rows stay queued and are written once it is back; a resend is harmless)."""
+        first = self._store_down is None
+        self._store_down = error
+        if first or time.monotonic() - self._last_warning > WARNING_INTERVAL:
+            self._last_warning = time.monotonic()
+            logger.warning(
+                "Store unavailable; %d rows wait to be written: %s", self._queued_rows, error
+            )
+        refusal = self._unreachable()
+        for item in self._items:
+            if item.done is not None and not item.done.done():
+                item.done.set_exception(refusal)
 
     async def _store_answers(self) -> bool:
         try:
@@ -263,6 +311,9 @@ class BatchWriter:
         return True
 
     def _succeeded(self, items: list[_Item]) -> None:
+        if self._store_down is not None:
+            logger.warning("Store available again; writing the %d queued rows", self._queued_rows)
+            self._store_down = None
         for item in items:
             self.written_rows += item.rows
             if item.done is not None and not item.done.done():
@@ -276,16 +327,18 @@ class BatchWriter:
             len(item.spans),
             type(error).__name__,
             error,
-            exc_info=not isinstance(error, StoreError),
+            exc_info=not isinstance(error, ThreadlineError),
         )
         if item.done is not None and not item.done.done():
             item.done.set_exception(error)
 
 
 async def wait_written(done: asyncio.Future[None], timeout: float) -> bool:
-    """Wait for a submitted batch; ``False`` on timeout (it stays queued and will be written).
+    """Wait for a submitted batch's commit; ``False`` on timeout (it stays queued and will
+    be written).
 
-    Raises the store's error if the batch was refused.
+    Raises the store's error if the batch was refused, ``StoreUnavailableError`` if the
+    store went away meanwhile.
     """
     try:
         await asyncio.wait_for(asyncio.shield(done), timeout)
