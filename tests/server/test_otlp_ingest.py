@@ -24,7 +24,7 @@ def _trace(client: TestClient, n: int = 1) -> dict:
 
 def test_protobuf_ingest_answers_an_export_response(store_client: TestClient) -> None:
     body = otlp_request(SPANS).SerializeToString()
-    response = store_client.post("/v1/traces", content=body, headers={**PROTOBUF})
+    response = store_client.post("/v1/traces", content=body, headers=PROTOBUF)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/x-protobuf"
     assert ExportTraceServiceResponse.FromString(response.content) == ExportTraceServiceResponse()
@@ -115,9 +115,7 @@ def test_a_full_queue_answers_503_with_retry_after(make_client: ClientFactory) -
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
     assert response.json()["error"]["code"] == "UNAVAILABLE"
-    assert (
-        client.post("/v1/traces", content=blocked, headers={**PROTOBUF}).status_code == 200
-    )
+    assert client.post("/v1/traces", content=blocked, headers=PROTOBUF).status_code == 200
 
 
 def test_a_full_queue_refuses_before_decoding(make_client: ClientFactory) -> None:
@@ -125,7 +123,7 @@ def test_a_full_queue_refuses_before_decoding(make_client: ClientFactory) -> Non
     decoded: even a body that is not protobuf gets it, not a 400."""
     client = make_client(ingest_queue_rows=3)
     body = otlp_request(SPANS).SerializeToString()
-    written = client.post("/v1/traces", content=body, headers={**PROTOBUF})
+    written = client.post("/v1/traces", content=body, headers=PROTOBUF)
     assert written.status_code == 200  # written: the writer no longer touches the count
     writer = client.app.state.writer  # type: ignore[attr-defined]
     writer._queued_rows = 3  # as if three rows were still waiting to be written
