@@ -123,7 +123,7 @@ def test_serves_an_opentelemetry_sdk_and_drains_on_sigterm(tmp_path: Path) -> No
         exporter = OTLPSpanExporter(
             endpoint=f"{url}/v1/traces",
             compression=Compression.Gzip,
-            headers={"x-threadline-experiment-id": "12", "x-threadline-sync": "1"},
+            headers={"x-threadline-experiment-id": "12"},
         )
         provider = TracerProvider(resource=Resource.create({"service.name": "otel-app"}))
         provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -152,14 +152,15 @@ def test_serves_an_opentelemetry_sdk_and_drains_on_sigterm(tmp_path: Path) -> No
         assert spans["chat gpt-4o"]["span_type"] == "CHAT_MODEL"
         assert spans["chat gpt-4o"]["attributes"]["threadline.model"] == "gpt-4o"
 
-        # Many batches accepted without waiting, then SIGTERM at once: all of them are stored.
+        # Many batches answered once queued (the lossy mode, asked for by name), then
+        # SIGTERM at once: the shutdown drains the queue, so all of them are stored.
         for n in range(1, 51):
             body = otlp_request([{"trace": n, "span": 1}, {"trace": n, "span": 2, "parent": 1}])
             _call(
                 f"{url}/v1/traces",
                 "POST",
                 body.SerializeToString(),
-                {"Content-Type": "application/x-protobuf"},
+                {"Content-Type": "application/x-protobuf", "x-threadline-ack": "queued"},
             )
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
@@ -188,7 +189,6 @@ def test_threadline_otlp_export_round_trips_through_the_server(
         _wait_healthy(url)
         monkeypatch.setenv("THREADLINE_TRACKING_URI", f"sqlite:///{tmp_path / 'local.db'}")
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"{url}/v1/traces")
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-threadline-sync=1")
         experiment = threadline.set_experiment("round-trip")
 
         @threadline.trace(span_type="LLM", attributes={"threadline.model": "gpt-4o"})
@@ -272,7 +272,7 @@ def test_four_workers_share_postgres(tmp_path: Path) -> None:
 
             def send(n: int) -> None:
                 body = otlp_request([{"trace": n, "span": 1}, {"trace": n, "span": 2, "parent": 1}])
-                headers = {"Content-Type": "application/x-protobuf", "x-threadline-sync": "1"}
+                headers = {"Content-Type": "application/x-protobuf"}
                 _call(f"{url}/v1/traces", "POST", body.SerializeToString(), headers)
 
             with ThreadPoolExecutor(8) as pool:
