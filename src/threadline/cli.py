@@ -592,7 +592,10 @@ def _format_time(ms: int | None) -> str:
     """Local time of a ms timestamp, to the second."""
     if ms is None:
         return "-"
-    return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):  # a bad time stored long ago: show it raw
+        return f"{ms} ms (out of range)"
 
 
 def _format_pairs(pairs: dict[str, str]) -> str:

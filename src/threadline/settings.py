@@ -348,6 +348,13 @@ SERVER_MAX_PAYLOAD_BYTES: Setting[int] = Setting(
     "Largest inputs, outputs, attributes or events of one span that `threadline server` "
     "accepts, in bytes of JSON; a request with a larger one gets 413 and nothing is stored.",
 )
+SERVER_MAX_FUTURE_SECONDS: Setting[float] = Setting(
+    "THREADLINE_SERVER_MAX_FUTURE_SECONDS",
+    _parse_positive_float,
+    86_400.0,
+    "`threadline server` refuses trace and span times further than this many seconds ahead "
+    "of its clock, and before 2000 (a 400 naming the field; OTLP rejects just those spans).",
+)
 
 ALL_SETTINGS: tuple[Setting[Any], ...] = (
     TRACKING_URI,
@@ -382,4 +389,5 @@ ALL_SETTINGS: tuple[Setting[Any], ...] = (
     SERVER_ARTIFACTS_DESTINATION,
     SERVER_ARTIFACT_THRESHOLD_BYTES,
     SERVER_MAX_PAYLOAD_BYTES,
+    SERVER_MAX_FUTURE_SECONDS,
 )

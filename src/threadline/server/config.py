@@ -30,6 +30,7 @@ INGEST_QUEUE_SIZE = settings.SERVER_INGEST_QUEUE_SIZE
 ARTIFACTS_DESTINATION = settings.SERVER_ARTIFACTS_DESTINATION
 ARTIFACT_THRESHOLD_BYTES = settings.SERVER_ARTIFACT_THRESHOLD_BYTES
 MAX_PAYLOAD_BYTES = settings.SERVER_MAX_PAYLOAD_BYTES
+MAX_FUTURE_SECONDS = settings.SERVER_MAX_FUTURE_SECONDS
 SERVER_SETTINGS = (
     STORE_URI,
     AUTH_TOKENS,
@@ -39,6 +40,7 @@ SERVER_SETTINGS = (
     ARTIFACTS_DESTINATION,
     ARTIFACT_THRESHOLD_BYTES,
     MAX_PAYLOAD_BYTES,
+    MAX_FUTURE_SECONDS,
 )
 
 
@@ -71,6 +73,8 @@ class ServerSettings:
     artifacts_destination: str | None = None
     artifact_threshold_bytes: int = 64 * 1024
     max_payload_bytes: int = 16 * MiB
+    # Trace and span times before 2000 or further ahead of the server's clock are refused.
+    max_future_seconds: float = 86_400.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -151,6 +155,7 @@ def settings_from_environment() -> tuple[str, ServerSettings]:
         artifacts_destination=ARTIFACTS_DESTINATION.get(),
         artifact_threshold_bytes=ARTIFACT_THRESHOLD_BYTES.get(),
         max_payload_bytes=MAX_PAYLOAD_BYTES.get(),
+        max_future_seconds=MAX_FUTURE_SECONDS.get(),
     )
     return STORE_URI.get() or DEFAULT_STORE_URI, server_settings
 

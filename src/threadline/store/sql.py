@@ -15,12 +15,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import itertools
 import json
 import logging
 import math
 import operator
-import re
 import sqlite3
 import threading
 import time
@@ -59,6 +59,7 @@ from threadline.store import tables as t
 from threadline.store._stored_span import SUMMARY_COLUMNS, StoredSpan
 from threadline.store._write_statements import WriteStatements
 from threadline.store.base import STRUCTURE_ATTRIBUTES, SpanRow, Store, TraceRow
+from threadline.store.row_checks import ESCAPED_UNSTORABLE, SURROGATE, clean_text, unclean
 
 logger = logging.getLogger(__name__)
 
@@ -77,9 +78,6 @@ _PG_MIGRATION_LOCK = zlib.crc32(b"threadline.store.migrations")
 _PG_EXPERIMENT_LOCK = zlib.crc32(b"threadline.store.experiments")
 _FINAL_STATES = ("OK", "ERROR")
 _TRACE_STATES = ("OK", "ERROR", "IN_PROGRESS")
-_SURROGATE = re.compile("[\ud800-\udfff]")
-# Text that JSON readers in SQL reject or mangle: NaN/Infinity, \u0000, lone surrogates.
-_RISKY_ESCAPE = re.compile(r"\\u0000|\\u[dD][89a-fA-F]")
 
 
 def _risky_json(text: str) -> bool:
@@ -87,9 +85,9 @@ def _risky_json(text: str) -> bool:
     lone surrogates. Substring tests first: a regex alternation is slow on long text."""
     if "NaN" in text or "Infinity" in text:
         return True
-    if "\\u" in text and _RISKY_ESCAPE.search(text) is not None:
+    if "\\u" in text and ESCAPED_UNSTORABLE.search(text) is not None:
         return True
-    return not text.isascii() and _SURROGATE.search(text) is not None
+    return not text.isascii() and SURROGATE.search(text) is not None
 
 
 def now_ms() -> int:
@@ -334,10 +332,7 @@ class SqlStore:
         missing = unknown - existing
         for experiment_id in sorted(missing):
             logger.debug("Creating experiment %r on the fly for incoming traces", experiment_id)
-            for name in (
-                f"experiment-{experiment_id}",
-                f"experiment-{experiment_id}-{uuid.uuid4().hex[:8]}",
-            ):
+            for name in _generated_names(experiment_id):
                 values = _experiment_values(experiment_id, name, "")
                 conn.execute(self._insert(t.experiments).values(values).on_conflict_do_nothing())
                 if self._existing_experiments(conn, {experiment_id}):
@@ -1124,15 +1119,6 @@ def _chunked(items: Sequence[str], size: int) -> Iterator[list[str]]:
 # --- incoming rows: validation and cleaning ----------------------------------------------
 
 
-def clean_text(value: str) -> str:
-    """Text every back end stores: NUL characters and lone surrogates become U+FFFD."""
-    if "\x00" in value:
-        value = value.replace("\x00", "\ufffd")
-    if not value.isascii() and _SURROGATE.search(value):
-        value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return value
-
-
 def _clean_optional(value: str | None) -> str | None:
     return None if value is None else clean_text(str(value))
 
@@ -1276,7 +1262,7 @@ def _span_params(span: SpanRow) -> tuple[Any, ...]:
         joined = "".join(texts)
     except TypeError:  # not text: cleaned field by field below, which says what is wrong
         joined = "\x00"
-    if "\x00" in joined or (not joined.isascii() and _SURROGATE.search(joined) is not None):
+    if unclean(joined):
         texts = tuple(_clean_optional(text) or "" for text in texts)
     trace_id, span_id, parent_id, name, span_type, message, inputs, outputs, events = texts
     if not trace_id or not span_id:
@@ -1305,6 +1291,16 @@ def _span_params(span: SpanRow) -> tuple[Any, ...]:
 
 def _kv_rows(owner: str, owner_id: str, values: dict[str, str]) -> list[dict[str, str]]:
     return [{owner: owner_id, "key": k, "value": v} for k, v in sorted(values.items())]
+
+
+def _generated_names(experiment_id: str) -> tuple[str, str]:
+    """Names for an experiment created for incoming traces: ``experiment-<id>``, then one
+    with a random suffix if that is taken; a long id is shortened so both fit the column."""
+    base = f"experiment-{experiment_id}"
+    if len(base) > MAX_EXPERIMENT_NAME - 9:
+        digest = hashlib.sha256(experiment_id.encode("utf-8", "surrogatepass")).hexdigest()
+        base = f"{base[: MAX_EXPERIMENT_NAME - 9 - 17]}~{digest[:16]}"
+    return base, f"{base}-{uuid.uuid4().hex[:8]}"
 
 
 def _experiment_values(experiment_id: str, name: str, artifact_location: str) -> dict[str, Any]:

@@ -54,7 +54,11 @@ def trace_stats(store: Store, experiment_ids: list[str] | None) -> list[dict[str
     if engine is None:  # not a SQL store: no aggregates to offer
         return [_stats(e, None) for e in experiment_ids or []]
     tr = t.traces
-    ended = tr.c.request_time + sa.func.coalesce(tr.c.execution_duration, 0)
+    # In NUMERIC: a row with an absurd time (stored before times were checked) must not
+    # overflow 64-bit arithmetic and fail the whole page.
+    ended = sa.cast(tr.c.request_time, sa.Numeric) + sa.cast(
+        sa.func.coalesce(tr.c.execution_duration, 0), sa.Numeric
+    )
     query = sa.select(
         tr.c.experiment_id,
         sa.func.count().label("trace_count"),
@@ -80,5 +84,12 @@ def _stats(experiment_id: str, row: Any) -> dict[str, Any]:
         "error_count": errors,
         "in_progress_count": int(row.in_progress or 0) if row is not None else 0,
         "error_rate": errors / count if count else None,
-        "last_activity_ms": int(row.last_activity) if row is not None else None,
+        "last_activity_ms": _int64(row.last_activity) if row is not None else None,
     }
+
+
+def _int64(value: Any) -> int | None:
+    """A stored time as a 64-bit integer (clamped: JSON readers cannot take more)."""
+    if value is None:
+        return None
+    return max(-(2**63), min(int(value), 2**63 - 1))

@@ -46,9 +46,10 @@ from threadline.server.api.schemas import (
 )
 from threadline.server.auth import Principal
 from threadline.server.ingest.conventions import bounded_json
-from threadline.server.ingest.routes import accept_rows, wait_for_commit
+from threadline.server.ingest.routes import accept_rows, time_bounds, wait_for_commit
 from threadline.store._stored_span import span_dict
 from threadline.store.base import SpanRow, Store, TraceRow
+from threadline.store.row_checks import TimeBounds, check_rows
 
 router = APIRouter(prefix="/traces", tags=["traces"])
 
@@ -66,7 +67,8 @@ async def log_traces(
     """Upsert trace rows then span rows (``store.log_batch`` semantics; idempotent),
     answered once they are committed."""
     wait = wait_for_commit(x_threadline_ack, x_threadline_sync)
-    traces, spans = await run_in_threadpool(_rows, body)
+    bounds = time_bounds(request.app.state.settings)
+    traces, spans = await run_in_threadpool(_rows, body, bounds)
     written = await accept_rows(request, who, traces, spans, wait=wait)
     content = {"traces": len(traces), "spans": len(spans), "written": written}
     return json_response(content, 200 if written else 202)
@@ -223,8 +225,9 @@ def _not_found(trace_id: str) -> ResourceNotFoundError:
     return ResourceNotFoundError(f"No trace with id {trace_id!r}.")
 
 
-def _rows(body: LogTraces) -> tuple[list[TraceRow], list[SpanRow]]:
-    """Store rows from the request; payloads nested too deeply are kept as text."""
+def _rows(body: LogTraces, bounds: TimeBounds) -> tuple[list[TraceRow], list[SpanRow]]:
+    """Store rows from the request; payloads nested too deeply are kept as text. A value the
+    store could not keep (or a time outside ``bounds``) refuses the request (400)."""
     traces = [TraceRow(**row.model_dump()) for row in body.traces]
     spans = [
         SpanRow(
@@ -238,4 +241,5 @@ def _rows(body: LogTraces) -> tuple[list[TraceRow], list[SpanRow]]:
         )
         for row in body.spans
     ]
+    check_rows(traces, spans, bounds)
     return traces, spans

@@ -26,6 +26,7 @@ from threadline.entities.keys import TRACE_ID_PREFIX, TraceMetadataKey
 from threadline.errors import InvalidArgumentError
 from threadline.server.ingest import conventions as conv
 from threadline.store.base import SpanRow, TraceRow
+from threadline.store.row_checks import TimeBounds, check_rows, unclean_count
 
 PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
 JSON_TYPE = "application/json"
@@ -54,6 +55,7 @@ class DecodedBatch:
     spans: list[SpanRow] = field(default_factory=list)
     rejected_spans: int = 0
     error_message: str = ""
+    cleaned_rows: int = 0  # rows with NUL characters or lone surrogates, stored as U+FFFD
 
 
 def decode_otlp(
@@ -69,18 +71,21 @@ def decode_request(
     content_type: str,
     experiment_header: str | None,
     pause: Callable[[], None] | None = None,
+    bounds: TimeBounds | None = None,
 ) -> DecodedBatch:
     """Decode a request; raises ``UnsupportedContentType`` or ``OtlpDecodeError``.
 
     The experiment of a span: the header, else its resource's ``threadline.experiment_id``,
-    else its root span's, else ``"0"``. Spans with invalid ids or times are rejected and
-    counted; the rest are kept. ``pause`` is called every ``PAUSE_EVERY`` spans: the
-    server's way to let its writer thread have the interpreter (``WritePriority``).
+    else its root span's, else ``"0"``. Spans with invalid ids, or times outside ``bounds``,
+    are rejected and counted; the rest are kept. A value the store could not keep (an id or
+    ``client_request_id`` too long for its column) refuses the whole request, naming it.
+    ``pause`` is called every ``PAUSE_EVERY`` spans: the server's way to let its writer
+    thread have the interpreter (``WritePriority``).
     """
     header = None if experiment_header is None else check_experiment_id(experiment_header)
     kind = media_type(content_type)
     request = _parse_json(body) if kind == JSON_TYPE else _parse_protobuf(body)
-    builder = _Builder()
+    builder = _Builder(bounds)
     for resource_spans in request.resource_spans:
         resource = conv.attributes(resource_spans.resource.attributes)
         experiment = header or _experiment_attribute(resource)
@@ -220,7 +225,8 @@ class _TraceFacts:
 class _Builder:
     """Collects span rows and what each trace's row needs, then builds the trace rows."""
 
-    def __init__(self) -> None:
+    def __init__(self, bounds: TimeBounds | None) -> None:
+        self.bounds = bounds
         self.spans: list[SpanRow] = []
         self.traces: dict[str, _TraceFacts] = {}
         self.trace_ids: dict[bytes, str] = {}
@@ -233,6 +239,8 @@ class _Builder:
         trace_bytes, span_bytes, parent_bytes = span.trace_id, span.span_id, span.parent_span_id
         start_ns, end_ns = span.start_time_unix_nano, span.end_time_unix_nano
         problem = _invalid(span.name, trace_bytes, span_bytes, parent_bytes, max(start_ns, end_ns))
+        if problem is None and self.bounds is not None:
+            problem = _outside(span.name, start_ns, end_ns, self.bounds)
         if problem is not None:
             self.rejected += 1
             if len(self.notes) < MAX_REJECTION_NOTES:
@@ -278,10 +286,20 @@ class _Builder:
 
     def finish(self) -> DecodedBatch:
         rows = [self._trace_row(trace_id, facts) for trace_id, facts in self.traces.items()]
-        message = ""
+        try:
+            check_rows(rows, self.spans)
+        except InvalidArgumentError as exc:
+            raise OtlpDecodeError(f"Nothing of this request was stored: {exc}") from None
+        notes = []
         if self.rejected:
-            message = f"Rejected {self.rejected} spans: " + "; ".join(self.notes)
-        return DecodedBatch(rows, self.spans, self.rejected, message)
+            notes.append(f"Rejected {self.rejected} spans: " + "; ".join(self.notes))
+        cleaned = unclean_count(rows, self.spans)
+        if cleaned:
+            notes.append(
+                f"{cleaned} spans had NUL characters or unpaired surrogates in their names, "
+                "messages, attributes or tags; they were stored as U+FFFD"
+            )
+        return DecodedBatch(rows, self.spans, self.rejected, ". ".join(notes), cleaned)
 
     @staticmethod
     def _trace_row(trace_id: str, facts: _TraceFacts) -> TraceRow:
@@ -316,4 +334,13 @@ def _invalid(
         return f"span {name[:40]!r}: parent span id must be empty or 8 bytes"
     if last_ns > INT64_MAX:
         return f"span {name[:40]!r}: time is past the year 2262"
+    return None
+
+
+def _outside(name: str, start_ns: int, end_ns: int, bounds: TimeBounds) -> str | None:
+    """Why a span's times are refused (before 2000 or too far ahead of now), or ``None``."""
+    if not bounds.accepts_ns(start_ns):
+        return f"span {name[:40]!r}: start_time_unix_nano {start_ns} is outside the accepted range"
+    if end_ns and not bounds.accepts_ns(end_ns):
+        return f"span {name[:40]!r}: end_time_unix_nano {end_ns} is outside the accepted range"
     return None

@@ -10,6 +10,7 @@ lossy fast path: answered once queued, lost if the server dies before writing it
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -20,6 +21,7 @@ from starlette.responses import Response
 from threadline.errors import InvalidArgumentError, StoreError
 from threadline.server.api import ERRORS, PrincipalDep
 from threadline.server.auth import Principal
+from threadline.server.config import ServerSettings
 from threadline.server.errors import ApiError
 from threadline.server.ingest.decode import (
     JSON_TYPE,
@@ -31,6 +33,7 @@ from threadline.server.ingest.decode import (
 from threadline.server.ingest.payloads import check_payload_sizes, offload_payloads
 from threadline.server.ingest.writer import BatchWriter, IngestUnavailableError, wait_written
 from threadline.store.base import SpanRow, Store, TraceRow
+from threadline.store.row_checks import TimeBounds
 
 router = APIRouter(tags=["ingest"])
 
@@ -79,9 +82,19 @@ async def export_traces(
     check_room(request)
     body = await request.body()
     pause = request.app.state.write_priority.wait_turn
-    batch = await run_in_threadpool(decode_request, body, kind, x_threadline_experiment_id, pause)
+    bounds = time_bounds(request.app.state.settings)
+    batch = await run_in_threadpool(
+        decode_request, body, kind, x_threadline_experiment_id, pause, bounds
+    )
+    if batch.rejected_spans and not batch.spans:
+        raise ApiError(400, f"Nothing of this request was stored. {batch.error_message}")
     await accept_rows(request, who, batch.traces, batch.spans, wait=wait)
     return _otlp_response(kind, batch)
+
+
+def time_bounds(settings: ServerSettings) -> TimeBounds:
+    """The times this server accepts now: from 2000 to ``max_future_seconds`` ahead."""
+    return TimeBounds(int(time.time() * 1000), int(settings.max_future_seconds * 1000))
 
 
 async def accept_rows(
@@ -199,6 +212,7 @@ def _otlp_response(kind: str, batch: DecodedBatch) -> Response:
     message = ExportTraceServiceResponse()
     if batch.rejected_spans:
         message.partial_success.rejected_spans = batch.rejected_spans
+    if batch.error_message:  # rejected spans, and characters stored as U+FFFD
         message.partial_success.error_message = batch.error_message
     if kind == JSON_TYPE:
         return Response(json_format.MessageToJson(message, indent=None), media_type=JSON_TYPE)

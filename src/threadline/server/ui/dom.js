@@ -33,6 +33,7 @@ export function link(hash, text, className) {
 export function formatTime(ms) {
   if (ms === null || ms === undefined || !Number.isFinite(Number(ms))) return "\u2014";
   const date = new Date(Number(ms));
+  if (Number.isNaN(date.getTime())) return "\u2014"; // out of Date's range: a bad stored time
   const pad = (n) => String(n).padStart(2, "0");
   return (
     `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ` +
