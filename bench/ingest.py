@@ -79,9 +79,10 @@ def _sdk_probe(url: str) -> str | None:
         "from threadline.store import SpanRow, TraceRow, get_store\n"
         "s = get_store(sys.argv[1])\n"
         "t = 'tr-' + 'ab' * 16\n"
-        "s.log_batch([TraceRow(t, '0', int(time.time()*1000), 'OK', 1, 'probe')],"
-        " [SpanRow(t, '0'*15+'1', None, 'probe', 'UNKNOWN', 1, 2, 'OK', '', 'null', 'null',"
-        " '{}', '[]')])\n"
+        "now = time.time_ns()\n"
+        "s.log_batch([TraceRow(t, '0', now // 10**6, 'OK', 1, 'probe')],"
+        " [SpanRow(t, '0'*15+'1', None, 'probe', 'UNKNOWN', now, now + 1000, 'OK', '', 'null',"
+        " 'null', '{}', '[]')])\n"
         "assert s.get_trace(t) is not None, 'trace not found after log_batch'\n"
     )
     proc = subprocess.run(
@@ -115,21 +116,28 @@ def _threadline_run(
     *,
     backend: str = SQLITE,
     workers: int = 1,
+    ack: str | None = None,
 ) -> LoadResult:
     """A fresh threadline server (``workers`` processes) and ``backend`` store, loaded by
-    ``kind`` clients."""
+    ``kind`` clients; with ``ack``, OTLP clients send ``x-threadline-ack: <ack>``."""
     if backend == POSTGRES and args.postgres_skip:
         return LoadResult(label=label, backend=backend, problems=[args.postgres_skip])
     result = LoadResult(label=label, backend=backend)
-    tag = f"{kind}-{backend.lower()}-{workers}w"
+    tag = f"{kind}-{backend.lower()}-{workers}w-{ack or 'default'}"
+    headers = [f"x-threadline-ack={ack}"] if ack else []
     try:
         with _fresh_store(backend, workdir, tag, args) as (uri, counter):
             result = _serve_and_load(
-                label, kind, args, workdir / f"{tag}.log", uri, counter, workers
+                label, kind, args, workdir / f"{tag}.log", uri, counter, workers, headers
             )
     except pg.PostgresFailed as exc:
         result.problems.append(str(exc)[:300])
     result.backend = backend
+    if ack is not None:
+        result.ack, result.config = (
+            ack,
+            f"{backend}, {workers} process{'es' if workers > 1 else ''}",
+        )
     return result
 
 
@@ -141,6 +149,7 @@ def _serve_and_load(
     uri: str,
     counter: Callable[[], int | None],
     workers: int,
+    headers: list[str],
 ) -> LoadResult:
     """Start the server on ``uri``, run the clients, count with ``counter``, stop it."""
     try:
@@ -151,7 +160,7 @@ def _serve_and_load(
         url = server.url + "/v1/traces"
         env: dict[str, str] = {}
         if kind == "otlp":
-            cmds = _otlp_clients(url, args.clients, args.seconds, [])
+            cmds = _otlp_clients(url, args.clients, args.seconds, headers)
         elif kind == "otel-sdk":
             cmds = _otel_sdk_clients(url, args.clients, args.seconds, [])
         else:
@@ -176,6 +185,32 @@ def _serve_and_load(
         return result
     finally:
         server.stop()
+
+
+def _ack_pair(
+    args: argparse.Namespace, workdir: Path, backend: str, workers: int
+) -> tuple[LoadResult, LoadResult]:
+    """The OTLP row acknowledged after commit, then the same acknowledged when queued."""
+    where = f"{backend}, {workers} workers" if workers > 1 else "1 process"
+    committed = _threadline_run(
+        f"threadline OTLP, {where} (ack after commit)",
+        "otlp",
+        args,
+        workdir,
+        backend=backend,
+        workers=workers,
+        ack="committed",
+    )
+    queued = _threadline_run(
+        f"threadline OTLP, {where} (ack when queued: lossy)",
+        "otlp",
+        args,
+        workdir,
+        backend=backend,
+        workers=workers,
+        ack="queued",
+    )
+    return committed, queued
 
 
 def _mlflow_run(args: argparse.Namespace, workdir: Path) -> tuple[LoadResult, dict[str, Any]]:
@@ -349,15 +384,16 @@ def main(argv: list[str] | None = None) -> int:
     mlflow_search: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         workdir = Path(tmp)
+        # Each OTLP configuration twice: acknowledged after the commit (the default), and
+        # when queued (x-threadline-ack: queued, lossy) to show what durability costs.
+        loads.extend(_ack_pair(args, workdir, SQLITE, 1))
         for label, kind in (
-            ("threadline (OTLP protobuf, 100 traces/request)", "otlp"),
             ("threadline (OpenTelemetry SDK exporter)", "otel-sdk"),
             ("threadline (threadline SDK, THREADLINE_TRACKING_URI=http://…)", "sdk"),
         ):
             loads.append(_threadline_run(label, kind, args, workdir))
         for backend in backends:
-            label = f"threadline, {backend}, 2 workers (OTLP protobuf)"
-            loads.append(_threadline_run(label, "otlp", args, workdir, backend=backend, workers=2))
+            loads.extend(_ack_pair(args, workdir, backend, 2))
         # The query figures come before the peers: stopping MLflow (2+ GB) and Phoenix
         # leaves the machine busy for a while, which doubled the query times measured after.
         for backend in backends:

@@ -28,6 +28,10 @@ class LoadResult:
 
     label: str
     backend: str = "SQLite"  # the targets are stated for SQLite; other stores are a reference
+    #: For the ack comparison: "committed" (the default) or "queued" (x-threadline-ack:
+    #: queued, lossy), and the server configuration rows are paired by.
+    ack: str | None = None
+    config: str = ""
     clients: int = 0
     seconds: float = 0.0
     spans_sent: int = 0

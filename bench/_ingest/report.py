@@ -144,6 +144,30 @@ def _ingest_targets(loads: list[LoadResult]) -> list[str]:
     return lines
 
 
+def _ack_comparison(loads: list[LoadResult]) -> list[str]:
+    """Each configuration's ack-after-commit row against its ack-when-queued row: the cost
+    of durability, with the target (committed ≥ 90% of queued, queryable spans/s)."""
+    queued = {r.config: r for r in loads if r.ack == "queued"}
+    lines = [
+        "| configuration | queryable/s after commit | queryable/s when queued (lossy) "
+        "| ratio | p99 ms after commit | p99 ms when queued | ≥ 90% |",
+        "|---|--:|--:|--:|--:|--:|---|",
+    ]
+    for r in loads:
+        other = queued.get(r.config)
+        if r.ack != "committed" or other is None:
+            continue
+        if not r.queryable_per_s or not other.queryable_per_s:
+            lines.append(f"| {r.config} | not measured (see below) ||||||")
+            continue
+        ratio = r.queryable_per_s / other.queryable_per_s
+        lines.append(
+            f"| {r.config} | {_num(r.queryable_per_s, 0)} | {_num(other.queryable_per_s, 0)} "
+            f"| {ratio:.2f} | {_num(r.p99_ms)} | {_num(other.p99_ms)} | {_verdict(ratio >= 0.9)} |"
+        )
+    return lines if len(lines) > 2 else []
+
+
 def _query_targets(queries: list[dict[str, Any]]) -> list[str]:
     """PASS/MISS for the SQLite figures at 100k (else the largest size measured), with the
     other stores' figures at the same size beside them as a reference."""
@@ -199,6 +223,13 @@ def render(
         "VmRSS of the server's process tree (with workers: supervisor and workers).",
         "",
         *_load_table(loads),
+        "",
+        "## Ack after commit vs ack when queued (the cost of durability)",
+        "",
+        "The default answers a request once its rows are committed; `x-threadline-ack: "
+        "queued` answers once they are queued and loses them if the server dies first.",
+        "",
+        *(_ack_comparison(loads) or ["- not measured"]),
         "",
         "## Queries (threadline server; median of 5 after one untimed call, over HTTP with "
         "keep-alive)",
