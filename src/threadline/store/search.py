@@ -12,6 +12,8 @@ Grammar (keywords are case-insensitive)::
 Strings accept doubled quotes (``'it''s'``) and backslash escapes (``\\'``, ``\\"``,
 ``\\\\``, ``\\n``, ``\\t``); any other backslash is kept, so ``LIKE '100\\%'`` matches a
 literal ``%`` (patterns use ``\\`` as their escape character on both back ends).
+A number is at most ``MAX_NUMBER_LITERAL`` (100) characters as written and a string value
+at most ``MAX_STRING_LITERAL`` (10,000) once decoded; a longer one is a syntax error.
 
 The parser turns text into ``Comparison`` nodes; a compiler turns those into SQLAlchemy
 expressions with bound parameters, so user text never becomes SQL text. Every mistake is
@@ -52,7 +54,11 @@ from threadline.store import tables as t
 # 50,000 bytes).
 MAX_CONDITIONS = 100
 MAX_IN_VALUES = 500  # across all the IN lists of a filter
-MAX_LIKE_PATTERN = 10_000
+MAX_STRING_LITERAL = 10_000  # characters of one quoted value, once decoded
+MAX_LIKE_PATTERN = MAX_STRING_LITERAL  # a pattern is a string value
+# Characters of one number as written: far more than any int64 or float needs, far less
+# than Python's int-from-text limit (4,300 digits), so a number never fails to convert.
+MAX_NUMBER_LITERAL = 100
 MAX_FILTER_LENGTH = 100_000
 MAX_OFFSET = 2**53
 
@@ -153,6 +159,13 @@ def _string_token(src: _Source, start: int) -> Token:
     out: list[str] = []
     pos = start + 1
     while pos < len(text):
+        if len(out) > MAX_STRING_LITERAL:
+            raise src.error(
+                f"the string value starting with {text[start : start + 20]!r} is longer than "
+                f"{MAX_STRING_LITERAL} characters",
+                token=text[start : start + 20],
+                position=start,
+            )
         char = text[pos]
         _refuse_unstorable(src, char, pos)
         if char == "\\" and pos + 1 < len(text):
@@ -185,6 +198,13 @@ def _refuse_unstorable(src: _Source, char: str, position: int) -> None:
 
 
 def _number_token(src: _Source, raw: str, pos: int) -> Token:
+    if len(raw) > MAX_NUMBER_LITERAL:
+        raise src.error(
+            f"the number starting with {raw[:20]!r} has {len(raw)} characters; a number has "
+            f"at most {MAX_NUMBER_LITERAL}",
+            token=raw[:20],
+            position=pos,
+        )
     if re.fullmatch(r"[-+]?\d+", raw):
         number: int | float = int(raw)
         if abs(number) > _INT64_MAX:
@@ -527,11 +547,6 @@ def _typed_value(parser: _Parser, field: Field, token: Token) -> str | int | flo
 
 def _check_like_pattern(parser: _Parser, pattern: str, op_token: Token) -> None:
     """A pattern may not end in an unpaired escape character (PostgreSQL rejects it)."""
-    if len(pattern) > MAX_LIKE_PATTERN:
-        raise parser.fail(
-            f"the {op_token.text} pattern is longer than {MAX_LIKE_PATTERN} characters",
-            parser.tokens[parser.index - 1],
-        )
     trailing = len(pattern) - len(pattern.rstrip("\\"))
     if trailing % 2 == 1:
         raise parser.fail(
