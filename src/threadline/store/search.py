@@ -546,14 +546,70 @@ def _typed_value(parser: _Parser, field: Field, token: Token) -> str | int | flo
 
 
 def _check_like_pattern(parser: _Parser, pattern: str, op_token: Token) -> None:
-    """A pattern may not end in an unpaired escape character (PostgreSQL rejects it)."""
-    trailing = len(pattern) - len(pattern.rstrip("\\"))
-    if trailing % 2 == 1:
+    problem = like_pattern_problem(pattern)
+    if problem is not None:
         raise parser.fail(
-            f"the {op_token.text} pattern {pattern!r} ends with an unpaired backslash "
-            "(write \\\\\\\\ for a literal backslash)",
+            f"the {op_token.text} pattern {_shown(pattern)} {problem} (a literal backslash "
+            "is \\\\\\\\ in a filter: the string, then the pattern, unescape it)",
             parser.tokens[parser.index - 1],
         )
+
+
+# --- LIKE patterns -----------------------------------------------------------------------
+#
+# One meaning on SQLite and PostgreSQL: ``%`` any run of characters, ``_`` one character,
+# and a backslash makes the next ``%``, ``_`` or backslash literal. Anything else after a
+# backslash, and a lone backslash at the end, is refused before any SQL runs: PostgreSQL
+# raises an error on a trailing escape while SQLite silently matches nothing, and the two
+# need not agree on other escapes. Every LIKE the store builds goes through ``like``.
+
+LIKE_ESCAPE = "\\"
+_LIKE_ESCAPABLE = "%_\\"
+
+
+def like_pattern_problem(pattern: str) -> str | None:
+    """What makes ``pattern`` unusable as a LIKE pattern, or ``None`` if nothing does."""
+    if len(pattern) > MAX_LIKE_PATTERN:
+        return f"is longer than {MAX_LIKE_PATTERN} characters"
+    at = pattern.find(LIKE_ESCAPE)
+    while at >= 0:
+        escaped = pattern[at + 1 : at + 2]
+        if not escaped:
+            return "ends with an unpaired backslash"
+        if escaped not in _LIKE_ESCAPABLE:
+            return (
+                f"has a backslash before {escaped!r} at character {at}: a backslash makes only "
+                "%, _ or another backslash literal"
+            )
+        at = pattern.find(LIKE_ESCAPE, at + 2)
+    return None
+
+
+def check_name_like(pattern: str, what: str = "name_like") -> str:
+    """``pattern`` if it is a valid LIKE pattern; else ``InvalidArgumentError`` naming ``what``."""
+    if not isinstance(pattern, str):
+        raise InvalidArgumentError(f"{what} must be a string, got {type(pattern).__name__}.")
+    problem = like_pattern_problem(pattern)
+    if problem is not None:
+        raise InvalidArgumentError(
+            f"Invalid {what} {_shown(pattern)}: the pattern {problem} (write \\\\ for a "
+            "literal backslash)."
+        )
+    return pattern
+
+
+def like(
+    column: sa.ColumnElement[Any], pattern: str, *, ignore_case: bool = False
+) -> sa.ColumnElement[bool]:
+    """``column LIKE pattern ESCAPE '\\'`` (``ILIKE`` with ``ignore_case``), as a bound
+    parameter; ``pattern`` was checked by ``like_pattern_problem``."""
+    if ignore_case:
+        return column.ilike(pattern, escape=LIKE_ESCAPE)
+    return column.like(pattern, escape=LIKE_ESCAPE)
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 80 else text[:80] + "…")
 
 
 def parse_filter(
@@ -699,10 +755,8 @@ def _apply(column: sa.ColumnElement[Any], comparison: Comparison) -> sa.ColumnEl
         return column.in_(list(value))  # type: ignore[arg-type]
     if op == "NOT IN":
         return column.not_in(list(value))  # type: ignore[arg-type]
-    if op == "LIKE":
-        return column.like(value, escape="\\")
-    if op == "ILIKE":
-        return column.ilike(value, escape="\\")
+    if op in ("LIKE", "ILIKE"):
+        return like(column, str(value), ignore_case=op == "ILIKE")
     operators: dict[str, Callable[[Any, Any], sa.ColumnElement[bool]]] = {
         "=": lambda a, b: a == b,
         "!=": lambda a, b: a != b,
