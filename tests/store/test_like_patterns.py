@@ -11,7 +11,7 @@ import pytest
 
 from tests.store._factory import trace_row
 from threadline.errors import FilterSyntaxError, InvalidArgumentError, StoreError
-from threadline.store import search
+from threadline.store import _like
 from threadline.store.sql import SqlStore
 
 NAMES = ["100%", "100x", "a_b", "axb", "back\\slash", "back", "tail\\", "tail", "Mixed"]
@@ -104,8 +104,8 @@ def test_a_bad_filter_pattern_is_a_syntax_error(
 
 
 def test_like_pattern_problems_without_a_database() -> None:
-    assert search.like_pattern_problem("plain_%\\%\\_\\\\") is None
-    assert search.like_pattern_problem("x" * search.MAX_LIKE_PATTERN) is None
-    assert "longer than" in str(search.like_pattern_problem("x" * (search.MAX_LIKE_PATTERN + 1)))
+    assert _like.like_pattern_problem("plain_%\\%\\_\\\\") is None
+    assert _like.like_pattern_problem("x" * _like.MAX_LIKE_PATTERN) is None
+    assert "longer than" in str(_like.like_pattern_problem("x" * (_like.MAX_LIKE_PATTERN + 1)))
     with pytest.raises(InvalidArgumentError, match="name_like must be a string"):
-        search.check_name_like(5)  # type: ignore[arg-type]
+        _like.check_name_like(5)  # type: ignore[arg-type]

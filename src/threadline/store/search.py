@@ -47,15 +47,14 @@ import sqlalchemy as sa
 from threadline.entities.run import RunStatus
 from threadline.errors import FilterSyntaxError, InvalidArgumentError
 from threadline.store import tables as t
+from threadline.store._like import MAX_LIKE_PATTERN, like, like_pattern_problem
 
 # Limits that keep every accepted filter within what both databases execute quickly:
 # bound parameters (SQLite: 32,766; under 1,000 even with 100 conditions and 500 list
-# values, so SQLite builds older than 3.32 cope too) and LIKE pattern size (SQLite:
-# 50,000 bytes).
+# values, so SQLite builds older than 3.32 cope too) and LIKE pattern size (``_like``).
 MAX_CONDITIONS = 100
 MAX_IN_VALUES = 500  # across all the IN lists of a filter
-MAX_STRING_LITERAL = 10_000  # characters of one quoted value, once decoded
-MAX_LIKE_PATTERN = MAX_STRING_LITERAL  # a pattern is a string value
+MAX_STRING_LITERAL = MAX_LIKE_PATTERN  # characters of one quoted value, once decoded
 # Characters of one number as written: far more than any int64 or float needs, far less
 # than Python's int-from-text limit (4,300 digits), so a number never fails to convert.
 MAX_NUMBER_LITERAL = 100
@@ -553,59 +552,6 @@ def _check_like_pattern(parser: _Parser, pattern: str, op_token: Token) -> None:
             "is \\\\\\\\ in a filter: the string, then the pattern, unescape it)",
             parser.tokens[parser.index - 1],
         )
-
-
-# --- LIKE patterns -----------------------------------------------------------------------
-#
-# One meaning on SQLite and PostgreSQL: ``%`` any run of characters, ``_`` one character,
-# and a backslash makes the next ``%``, ``_`` or backslash literal. Anything else after a
-# backslash, and a lone backslash at the end, is refused before any SQL runs: PostgreSQL
-# raises an error on a trailing escape while SQLite silently matches nothing, and the two
-# need not agree on other escapes. Every LIKE the store builds goes through ``like``.
-
-LIKE_ESCAPE = "\\"
-_LIKE_ESCAPABLE = "%_\\"
-
-
-def like_pattern_problem(pattern: str) -> str | None:
-    """What makes ``pattern`` unusable as a LIKE pattern, or ``None`` if nothing does."""
-    if len(pattern) > MAX_LIKE_PATTERN:
-        return f"is longer than {MAX_LIKE_PATTERN} characters"
-    at = pattern.find(LIKE_ESCAPE)
-    while at >= 0:
-        escaped = pattern[at + 1 : at + 2]
-        if not escaped:
-            return "ends with an unpaired backslash"
-        if escaped not in _LIKE_ESCAPABLE:
-            return (
-                f"has a backslash before {escaped!r} at character {at}: a backslash makes only "
-                "%, _ or another backslash literal"
-            )
-        at = pattern.find(LIKE_ESCAPE, at + 2)
-    return None
-
-
-def check_name_like(pattern: str, what: str = "name_like") -> str:
-    """``pattern`` if it is a valid LIKE pattern; else ``InvalidArgumentError`` naming ``what``."""
-    if not isinstance(pattern, str):
-        raise InvalidArgumentError(f"{what} must be a string, got {type(pattern).__name__}.")
-    problem = like_pattern_problem(pattern)
-    if problem is not None:
-        raise InvalidArgumentError(
-            f"Invalid {what} {_shown(pattern)}: the pattern {problem} (write \\\\ for a "
-            "literal backslash)."
-        )
-    return pattern
-
-
-def like(
-    column: sa.ColumnElement[Any], pattern: str, *, ignore_case: bool = False
-) -> sa.ColumnElement[bool]:
-    """``column LIKE pattern ESCAPE '\\'`` (``ILIKE`` with ``ignore_case``), as a bound
-    parameter; ``pattern`` was checked by ``like_pattern_problem``."""
-    if ignore_case:
-        return column.ilike(pattern, escape=LIKE_ESCAPE)
-    return column.like(pattern, escape=LIKE_ESCAPE)
 
 
 def _shown(text: str) -> str:

@@ -55,6 +55,7 @@ from threadline.errors import (
 from threadline.store import _read_statements as reads
 from threadline.store import migrations, search
 from threadline.store import tables as t
+from threadline.store._like import check_name_like, like
 from threadline.store._redact import redact
 from threadline.store._stored_span import SUMMARY_COLUMNS, StoredSpan
 from threadline.store._write_statements import WriteStatements
@@ -747,13 +748,13 @@ class SqlStore:
         page_token: str | None = None,
     ) -> tuple[list[Experiment], str | None]:
         """Experiments, newest first; ``name_like`` is a LIKE pattern (case-sensitive; see
-        ``search.like_pattern_problem``: a bad one is an ``InvalidArgumentError``)."""
+        ``store/_like.py``: a bad one is an ``InvalidArgumentError``)."""
         limit = search.check_max_results(max_results)
         offset = search.decode_page_token(page_token)
         columns = t.experiments.c
         conditions: list[sa.ColumnElement[bool]] = []
         if name_like is not None:
-            conditions.append(search.like(columns.name, search.check_name_like(name_like)))
+            conditions.append(like(columns.name, check_name_like(name_like)))
         if not include_deleted:
             conditions.append(columns.lifecycle_stage == LifecycleStage.ACTIVE)
         query = (
