@@ -195,6 +195,29 @@ def test_bad_filter_is_one_line_naming_the_token(capsys, logged: Logged):
     assert_one_line_error(err, "span.bogus")
 
 
+def test_a_huge_number_in_a_filter_is_a_syntax_error(capsys, logged: Logged, tmp_path: Path):
+    """Issue 12: 5,000 digits were a ValueError (embedded) and a 500 (server), not the
+    filter-syntax error; now both name the number and its position."""
+    from tests.remote.conftest import server_on_sqlite
+
+    huge = "trace.timestamp_ms > " + "9" * 5000
+    code, out, err = run(capsys, "traces", "list", "--tracking-uri", logged.uri, "--filter", huge)
+    assert (code, out) == (1, "")
+    assert_one_line_error(err, "Invalid filter", "has 5000 characters", "at position 21")
+    assert len(err) < 1000
+
+    home = tmp_path / "server-home"
+    home.mkdir()
+    server = server_on_sqlite(home).start()
+    try:
+        args = ("traces", "list", "--tracking-uri", server.url, "--filter", huge)
+        code, out, err = run(capsys, *args)
+        assert (code, out) == (1, "")
+        assert_one_line_error(err, "Invalid filter", "has 5000 characters", "at position 21")
+    finally:
+        server.stop()
+
+
 def test_default_tracking_uri_is_the_sdk_one(capsys, monkeypatch, tmp_path: Path, logged: Logged):
     _reset_sdk()
     monkeypatch.setenv("THREADLINE_TRACKING_URI", logged.uri)

@@ -27,7 +27,7 @@ import threadline
 
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
-TOKEN = "secret"
+TOKEN = "secret-0123456789abcdef"  # the server needs 16 characters or more
 _LINE = re.compile(r"threadline server listening on (http://\S+)")
 
 

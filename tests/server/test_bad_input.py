@@ -89,6 +89,48 @@ def test_hostile_filters(store_client: TestClient, filter_string: str, status: i
     assert len(store_client.post("/api/v1/traces/search", json={}).json()["traces"]) == 1
 
 
+@pytest.mark.parametrize(
+    "filter_string",
+    [
+        "trace.timestamp_ms > " + "9" * 5000,  # issue 12: was a 500 (int digit limit)
+        "span.attributes.n = -" + "1" * 5000,
+        "trace.name = '" + "x" * 10_001 + "'",
+    ],
+)
+def test_oversized_filter_literals_are_400(store_client: TestClient, filter_string: str) -> None:
+    searched = store_client.post("/api/v1/traces/search", json={"filter_string": filter_string})
+    message = _error(searched, 400)
+    assert "Invalid filter" in message and "at position" in message
+    listed = _error(
+        store_client.get("/api/v1/traces", params={"filter_string": filter_string}), 400
+    )
+    if len(filter_string) <= 10_000:
+        assert listed == message
+    else:  # GET takes filters of up to 10,000 characters
+        assert "filter_string: Value should have at most 10000 items" in listed
+
+
+@pytest.mark.parametrize("pattern", ["%\\", "exp\\", "a\\b%"])
+def test_a_bad_like_pattern_is_400_not_503(store_client: TestClient, pattern: str) -> None:
+    """Issue 12: on PostgreSQL a trailing backslash was an SQL error answered 503 +
+    Retry-After, so a client that retries on 503 retried forever."""
+    searched = store_client.get("/api/v1/experiments", params={"name_like": pattern})
+    message = _error(searched, 400)
+    assert f"Invalid name_like {pattern!r}" in message and "Retry-After" not in searched.headers
+    text = f"trace.name LIKE '{pattern.replace(chr(92), chr(92) * 2)}'"
+    assert "pattern" in _error(
+        store_client.post("/api/v1/traces/search", json={"filter_string": text}), 400
+    )
+    escaped = store_client.get("/api/v1/experiments", params={"name_like": "Def\\%"})
+    assert escaped.json()["experiments"] == []  # a literal '%': no such name
+    assert [
+        e["name"]
+        for e in store_client.get("/api/v1/experiments", params={"name_like": "Def%"}).json()[
+            "experiments"
+        ]
+    ] == ["Default"]
+
+
 def test_unstorable_text_and_huge_numbers_are_400(store_client: TestClient) -> None:
     _error(store_client.post("/api/v1/experiments", json={"name": "a\x00b"}), 400)
     lone = b'{"name": "a\\ud800b"}'

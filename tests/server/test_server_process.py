@@ -226,7 +226,8 @@ def test_threadline_otlp_export_round_trips_through_the_server(
 
 def test_auth_tokens_and_bad_options(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'auth.db'}"
-    with running_server(tmp_path, "--backend-store-uri", db, "--auth-token", "s3cret") as (
+    token = "s3cret-0123456789abcdef"
+    with running_server(tmp_path, "--backend-store-uri", db, "--auth-token", token) as (
         process,
         url,
     ):
@@ -235,7 +236,7 @@ def test_auth_tokens_and_bad_options(tmp_path: Path) -> None:
             _call(f"{url}/api/v1/experiments")
         assert denied.value.code == 401
         denied.value.close()
-        allowed = _call(f"{url}/api/v1/experiments", headers={"Authorization": "Bearer s3cret"})
+        allowed = _call(f"{url}/api/v1/experiments", headers={"Authorization": f"Bearer {token}"})
         assert [e["name"] for e in allowed["experiments"]] == ["Default"]
         process.send_signal(signal.SIGINT)
         assert process.wait(30) == 0

@@ -182,6 +182,54 @@ def test_limits_on_list_size_and_condition_count() -> None:
         parse_filter("x" * (search.MAX_FILTER_LENGTH + 1))
 
 
+HUGE_NUMBER = "9" * 5000  # issue 12: int() of it raised ValueError (Python's digit limit)
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "token", "position"),
+    [
+        (
+            f"trace.timestamp_ms > {HUGE_NUMBER}",
+            f"the number starting with {'9' * 20!r} has 5000 characters; a number has at most 100",
+            "9" * 20,
+            21,
+        ),
+        (f"span.attributes.n = -{HUGE_NUMBER}", "has 5001 characters", "-" + "9" * 19, 20),
+        (f"timestamp_ms > 1.{'0' * 99}", "has 101 characters", "1." + "0" * 18, 15),
+        (
+            f"trace.name = '{'a' * 10_001}'",
+            f"the string value starting with {chr(39) + 'a' * 19!r} is longer than 10000",
+            "'" + "a" * 19,
+            13,
+        ),
+        (f'tags.x IN ("{"b" * 20_000}")', "is longer than 10000 characters", '"' + "b" * 19, 11),
+        (
+            f"trace.name LIKE '{'%' * 10_001}'",
+            "is longer than 10000 characters",
+            "'" + "%" * 19,
+            16,
+        ),
+    ],
+)
+def test_literals_over_their_limit_name_the_token(
+    text: str, message: str, token: str, position: int
+) -> None:
+    with pytest.raises(FilterSyntaxError) as caught:
+        parse_filter(text)
+    assert message in str(caught.value)
+    assert str(caught.value).startswith("Invalid filter ")
+    assert len(str(caught.value)) < 500  # the filter is shown cut, not whole
+    assert (caught.value.token, caught.value.position) == (token, position)
+
+
+def test_literals_up_to_their_limit_are_accepted() -> None:
+    assert only(f"timestamp_ms > {'9' * search.MAX_NUMBER_LITERAL}").value == float("9" * 100)
+    assert only(f"span.attributes.n = {'1' * 100}").value == "1" * 100
+    assert only(f"trace.name = '{'a' * search.MAX_STRING_LITERAL}'").value == "a" * 10_000
+    doubled = only(f"trace.name = '{chr(39) * 2 * search.MAX_STRING_LITERAL}'")
+    assert doubled.value == "'" * 10_000  # the limit counts decoded characters
+
+
 def test_a_non_string_filter_is_refused() -> None:
     with pytest.raises(FilterSyntaxError, match="must be a string"):
         parse_filter(42)  # type: ignore[arg-type]

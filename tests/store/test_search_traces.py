@@ -235,6 +235,20 @@ def test_hostile_filters_are_syntax_errors_and_data_survives(
 @pytest.mark.parametrize(
     "filter_string",
     [
+        "trace.timestamp_ms > " + "9" * 5000,  # issue 12: a ValueError (int digit limit)
+        "span.attributes.max_tokens = " + "1" * 4301,
+        "trace.name = '" + "x" * (search.MAX_STRING_LITERAL + 1) + "'",
+    ],
+)
+def test_oversized_literals_are_syntax_errors(loaded: SqlStore, filter_string: str) -> None:
+    with pytest.raises(FilterSyntaxError, match="at position") as caught:
+        loaded.search_traces(filter_string=filter_string)
+    assert caught.value.token and caught.value.token in filter_string
+
+
+@pytest.mark.parametrize(
+    "filter_string",
+    [
         "trace.name = '''; DROP TABLE traces; --'",
         "tags.`'; DROP TABLE traces; --` = 'x'",
         "span.attributes.`$.a\"); DROP TABLE spans; --` = 'x'",

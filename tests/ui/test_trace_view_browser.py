@@ -381,4 +381,74 @@ def test_a_trace_of_10000_spans_opens_and_scrolls(open_page):
     height = p.eval_on_selector(".tl-spacer", "el => el.getBoundingClientRect().height")
     assert height == 10_000 * 26
     print(f"\n10,000-span trace: opened in {opened:.2f} s, scrolled in {scrolled:.2f} s")
-    assert opened + scrolled < 15
+
+
+# What the tree shows, read in the same task as the action before it (no frame in between):
+# the rows drawn, the scroll offset and whether the drawn rows cover the visible part.
+# The action is a head button's label ({"button": "Collapse all"}) or a key ({"key": …}).
+TREE_STATE = """(action) => {
+    const scroller = document.querySelector(".tl-scroll");
+    if (action && action.button) {
+        [...document.querySelectorAll(".tl-wf-head button")]
+            .find((b) => b.textContent === action.button).click();
+    }
+    if (action && action.key) {
+        scroller.dispatchEvent(new KeyboardEvent("keydown", {key: action.key}));
+    }
+    const rows = [...scroller.querySelectorAll(".tl-row")];
+    const indexes = rows.map((row) => Number(row.dataset.index));
+    const top = scroller.scrollTop;
+    const height = scroller.clientHeight;
+    const total = parseFloat(scroller.querySelector(".tl-spacer").style.height);
+    const first = Math.min(...indexes) * 26;
+    const last = (Math.max(...indexes) + 1) * 26;
+    return {
+        names: rows.map((row) => row.querySelector(".tl-name").textContent),
+        top,
+        valid: top >= 0 && top <= Math.max(0, scroller.scrollHeight - height),
+        covered: rows.length > 0 && first <= top && last >= Math.min(top + height, total),
+        total,
+    };
+}"""
+
+
+def _tree_state(page: Any, **action: str) -> dict[str, Any]:
+    return page.page.evaluate(TREE_STATE, action)
+
+
+def _next_frame(page: Any) -> None:
+    page.page.evaluate("() => new Promise((r) => requestAnimationFrame(() => setTimeout(r)))")
+
+
+def test_collapse_all_while_scrolled_to_the_middle_shows_rows(open_page):
+    """Issue 11: collapsing while scrolled down drew from the stale offset: no rows at all."""
+    page = open_page([big_trace()])
+    page.page.eval_on_selector(".tl-scroll", "el => { el.scrollTop = el.scrollHeight / 2; }")
+    page.page.locator(".tl-name", has_text="call-49-").first.wait_for()
+    middle = _tree_state(page)
+    assert middle["top"] > 100_000 and middle["covered"], middle
+
+    collapsed = _tree_state(page, button="Collapse all")
+    assert collapsed["names"] == ["agent"], collapsed
+    assert collapsed["valid"] and collapsed["covered"] and collapsed["total"] == 26, collapsed
+    _next_frame(page)
+    assert _tree_state(page)["names"] == ["agent"]
+
+    expanded = _tree_state(page, button="Expand all")
+    assert expanded["total"] == 10_000 * 26 and expanded["valid"] and expanded["covered"]
+    assert expanded["names"][:3] == ["agent", "step-0", "call-0-0"], expanded["names"][:3]
+    page.page.eval_on_selector(".tl-scroll", "el => { el.scrollTop = el.scrollHeight / 2; }")
+    page.page.locator(".tl-name", has_text="call-49-").first.wait_for()
+    assert _tree_state(page)["covered"]
+
+
+def test_collapsing_one_span_at_the_bottom_keeps_rows_in_view(open_page):
+    """Collapsing one subtree while scrolled to the end shrinks the list below the offset."""
+    page = open_page([big_trace()])
+    page.page.eval_on_selector(".tl-scroll", "el => { el.scrollTop = el.scrollHeight; }")
+    page.row("call-98-99").click()
+    page.page.keyboard.press("ArrowLeft")  # to its parent, step-98
+    state = _tree_state(page, key="ArrowLeft")  # collapses step-98
+    assert state["total"] == (10_000 - 100) * 26, state["total"]
+    assert state["valid"] and state["covered"], state
+    assert state["names"][-1] == "step-98", state["names"][-3:]

@@ -8,6 +8,7 @@ The CLI builds it from its flags; worker processes (``--workers N``) rebuild it 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,52 +94,122 @@ class ServerSettings:
         return bool(self.auth_tokens)
 
 
+MIN_TOKEN_CHARS = 16
+MAX_SCOPE_ID_CHARS = 256  # the longest experiment id the server accepts
+_TOKENS_FILE_FORM = "token read|write experiment_id,...|*"
+_TOKEN_SOURCE = "--auth-token / THREADLINE_SERVER_AUTH_TOKENS"
+_FIELD_SEPARATOR = re.compile(r"[ \t]+")
+
+
 def grants_from_tokens(tokens: Iterable[str]) -> list[TokenGrant]:
-    """Full-access grants for plain tokens (``--auth-token``)."""
-    return [TokenGrant(_check_token(token, "--auth-token")) for token in tokens]
+    """Full-access grants for plain tokens (``--auth-token``, ``THREADLINE_SERVER_AUTH_TOKENS``).
+
+    Each token is checked as a tokens file's are (``_check_token``); an error names the
+    token by its position, never by its value.
+    """
+    grants = []
+    for position, token in enumerate(tokens, start=1):
+        grants.append(TokenGrant(_check_token(token, f"{_TOKEN_SOURCE}, token {position}")))
+    return grants
 
 
 def grants_from_file(path: str | os.PathLike[str]) -> list[TokenGrant]:
-    """Grants from a tokens file: ``token [read|write] [experiment_id,…|*]`` per line.
+    """Grants from a tokens file: ``token read|write experiment_id,…|*`` on each line.
 
-    Blank lines and ``#`` comments are skipped; access defaults to ``write`` and the
-    experiments to ``*`` (all). A malformed line raises ``InvalidArgumentError`` naming it.
+    Strict, because a line read loosely can grant more than it says: every line is blank,
+    a comment (``#`` first, after optional spaces) or exactly those three fields, separated
+    by spaces or tabs. Nothing is assumed: a line without its rights or its experiments is
+    refused, not read as full access. Any other line, a token given twice, or a file with no
+    token at all (auth would be off) raises ``InvalidArgumentError`` naming the file and the
+    line, so the server stops before it listens. Messages never contain a token.
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        # Bytes decoded here: text mode would also break lines at a lone "\r".
+        text = Path(path).read_bytes().decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidArgumentError(f"Cannot read the tokens file {str(path)!r}: {exc}") from None
-    return [
-        _grant_line(line, f"{path}:{number}")
-        for number, raw in enumerate(text.splitlines(), start=1)
-        if (line := raw.split("#", 1)[0].strip())
-    ]
+    grants: list[TokenGrant] = []
+    seen: dict[str, int] = {}
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw[:-1] if raw.endswith("\r") else raw
+        where = f"{path}:{number}"
+        if not line.strip(" \t") or line.lstrip(" \t").startswith("#"):
+            _check_printable(line, where)
+            continue
+        grant = _grant_line(line, where)
+        if grant.token in seen:
+            raise InvalidArgumentError(
+                f"{where}: this token is already granted on line {seen[grant.token]}; "
+                "give each token one line."
+            )
+        seen[grant.token] = number
+        grants.append(grant)
+    if not grants:
+        raise InvalidArgumentError(
+            f"{path}: the tokens file grants no token, so auth would be off; add a line "
+            f"'{_TOKENS_FILE_FORM}' or do not pass the file."
+        )
+    return grants
 
 
 def _grant_line(line: str, where: str) -> TokenGrant:
-    parts = line.split()
-    if len(parts) > 3:
+    """One non-comment line of a tokens file: exactly ``token access scope``."""
+    _check_printable(line, where)
+    if "#" in line:
         raise InvalidArgumentError(
-            f"{where}: expected 'token [read|write] [experiment_id,...|*]', got {len(parts)} fields."
+            f"{where}: '#' at column {line.index('#') + 1}; a comment is a whole line starting "
+            "with '#', and tokens cannot contain '#'."
+        )
+    parts = _FIELD_SEPARATOR.split(line.strip(" \t"))
+    if len(parts) != 3:
+        raise InvalidArgumentError(
+            f"{where}: expected 3 fields '{_TOKENS_FILE_FORM}', got {len(parts)}; "
+            "rights and experiments are never assumed."
         )
     token = _check_token(parts[0], where)
-    access = parts[1].lower() if len(parts) > 1 else "write"
-    if access not in ("read", "write"):
-        raise InvalidArgumentError(f"{where}: access must be 'read' or 'write', got {parts[1]!r}.")
-    scope = parts[2] if len(parts) > 2 else "*"
-    experiment_ids = None
-    if scope != "*":
-        experiment_ids = frozenset(e.strip() for e in scope.split(",") if e.strip())
-        if not experiment_ids or "*" in experiment_ids:
+    if parts[1] not in ("read", "write"):
+        raise InvalidArgumentError(f"{where}: the second field must be 'read' or 'write'.")
+    return TokenGrant(token, write=parts[1] == "write", experiment_ids=_scope(parts[2], where))
+
+
+def _scope(field: str, where: str) -> frozenset[str] | None:
+    """``*`` (every experiment, ``None``) or experiment ids separated by single commas."""
+    if field == "*":
+        return None
+    ids = field.split(",")
+    for experiment_id in ids:
+        if not experiment_id or "*" in experiment_id or len(experiment_id) > MAX_SCOPE_ID_CHARS:
             raise InvalidArgumentError(
-                f"{where}: experiments must be '*' or comma-separated ids, got {scope!r}."
+                f"{where}: the third field must be '*' or experiment ids separated by commas "
+                f"(each 1 to {MAX_SCOPE_ID_CHARS} characters, no '*', no empty id)."
             )
-    return TokenGrant(token, write=access == "write", experiment_ids=experiment_ids)
+    return frozenset(ids)
+
+
+def _check_printable(line: str, where: str) -> None:
+    for column, char in enumerate(line, start=1):
+        if char != "\t" and not char.isprintable():
+            raise InvalidArgumentError(
+                f"{where}: non-printable character U+{ord(char):04X} at column {column}."
+            )
 
 
 def _check_token(token: str, where: str) -> str:
-    if not token or any(c.isspace() or c == "," for c in token) or not token.isprintable():
-        raise InvalidArgumentError(f"{where}: a token must be printable, without spaces or commas.")
+    """A bearer token: at least ``MIN_TOKEN_CHARS`` visible ASCII characters, no ',' or '#'.
+
+    ASCII only because a request header reaches the server as Latin-1 (a longer character
+    could never match); ',' separates tokens in the environment, '#' starts comments.
+    """
+    if any(not "!" <= c <= "~" or c in ",#" for c in token):
+        raise InvalidArgumentError(
+            f"{where}: a token must be visible ASCII characters, without spaces, ',' or '#'."
+        )
+    if len(token) < MIN_TOKEN_CHARS:
+        raise InvalidArgumentError(
+            f"{where}: the token has {len(token)} characters; a token needs at least "
+            f'{MIN_TOKEN_CHARS} (make one with: python -c "import secrets; '
+            f'print(secrets.token_urlsafe(32))").'
+        )
     return token
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -25,6 +26,7 @@ from threadline.errors import (
     ResourceNotFoundError,
     StoreError,
 )
+from threadline.store._redact import redact
 
 logger = logging.getLogger(__name__)
 
@@ -171,8 +173,25 @@ def _status(status: int) -> Any:
 
 
 async def _store_error(_request: Request, exc: Exception) -> Response:
-    logger.warning("Store error: %s", exc)
-    return error_response(503, str(exc), headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)})
+    """503 with ``Retry-After`` when the store may answer later (unreachable, locked,
+    restarting); 500 without it when the same request would fail again however long a
+    client waits (the store refused the statement itself), so no client retries forever.
+    Either way the message is redacted: no store URL or password reaches a client or the log.
+    """
+    message = redact(str(exc))
+    if _refused_statement(exc):
+        logger.error("Store error (not retryable): %s", message)
+        return error_response(500, message)
+    logger.warning("Store error: %s", message)
+    return error_response(503, message, headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)})
+
+
+def _refused_statement(exc: BaseException) -> bool:
+    """Whether the driver refused the statement or its values (an error of SQL class 22, 23
+    or 42, or a Python int too large for the database), as opposed to being unavailable."""
+    cause = exc.__cause__
+    refusals = (sa_exc.DataError, sa_exc.IntegrityError, sa_exc.ProgrammingError, OverflowError)
+    return isinstance(cause, refusals)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -12,6 +12,8 @@ Grammar (keywords are case-insensitive)::
 Strings accept doubled quotes (``'it''s'``) and backslash escapes (``\\'``, ``\\"``,
 ``\\\\``, ``\\n``, ``\\t``); any other backslash is kept, so ``LIKE '100\\%'`` matches a
 literal ``%`` (patterns use ``\\`` as their escape character on both back ends).
+A number is at most ``MAX_NUMBER_LITERAL`` (100) characters as written and a string value
+at most ``MAX_STRING_LITERAL`` (10,000) once decoded; a longer one is a syntax error.
 
 The parser turns text into ``Comparison`` nodes; a compiler turns those into SQLAlchemy
 expressions with bound parameters, so user text never becomes SQL text. Every mistake is
@@ -45,14 +47,17 @@ import sqlalchemy as sa
 from threadline.entities.run import RunStatus
 from threadline.errors import FilterSyntaxError, InvalidArgumentError
 from threadline.store import tables as t
+from threadline.store._like import MAX_LIKE_PATTERN, like, like_pattern_problem
 
 # Limits that keep every accepted filter within what both databases execute quickly:
 # bound parameters (SQLite: 32,766; under 1,000 even with 100 conditions and 500 list
-# values, so SQLite builds older than 3.32 cope too) and LIKE pattern size (SQLite:
-# 50,000 bytes).
+# values, so SQLite builds older than 3.32 cope too) and LIKE pattern size (``_like``).
 MAX_CONDITIONS = 100
 MAX_IN_VALUES = 500  # across all the IN lists of a filter
-MAX_LIKE_PATTERN = 10_000
+MAX_STRING_LITERAL = MAX_LIKE_PATTERN  # characters of one quoted value, once decoded
+# Characters of one number as written: far more than any int64 or float needs, far less
+# than Python's int-from-text limit (4,300 digits), so a number never fails to convert.
+MAX_NUMBER_LITERAL = 100
 MAX_FILTER_LENGTH = 100_000
 MAX_OFFSET = 2**53
 
@@ -153,6 +158,13 @@ def _string_token(src: _Source, start: int) -> Token:
     out: list[str] = []
     pos = start + 1
     while pos < len(text):
+        if len(out) > MAX_STRING_LITERAL:
+            raise src.error(
+                f"the string value starting with {text[start : start + 20]!r} is longer than "
+                f"{MAX_STRING_LITERAL} characters",
+                token=text[start : start + 20],
+                position=start,
+            )
         char = text[pos]
         _refuse_unstorable(src, char, pos)
         if char == "\\" and pos + 1 < len(text):
@@ -185,6 +197,13 @@ def _refuse_unstorable(src: _Source, char: str, position: int) -> None:
 
 
 def _number_token(src: _Source, raw: str, pos: int) -> Token:
+    if len(raw) > MAX_NUMBER_LITERAL:
+        raise src.error(
+            f"the number starting with {raw[:20]!r} has {len(raw)} characters; a number has "
+            f"at most {MAX_NUMBER_LITERAL}",
+            token=raw[:20],
+            position=pos,
+        )
     if re.fullmatch(r"[-+]?\d+", raw):
         number: int | float = int(raw)
         if abs(number) > _INT64_MAX:
@@ -526,19 +545,17 @@ def _typed_value(parser: _Parser, field: Field, token: Token) -> str | int | flo
 
 
 def _check_like_pattern(parser: _Parser, pattern: str, op_token: Token) -> None:
-    """A pattern may not end in an unpaired escape character (PostgreSQL rejects it)."""
-    if len(pattern) > MAX_LIKE_PATTERN:
+    problem = like_pattern_problem(pattern)
+    if problem is not None:
         raise parser.fail(
-            f"the {op_token.text} pattern is longer than {MAX_LIKE_PATTERN} characters",
+            f"the {op_token.text} pattern {_shown(pattern)} {problem} (a literal backslash "
+            "is \\\\\\\\ in a filter: the string, then the pattern, unescape it)",
             parser.tokens[parser.index - 1],
         )
-    trailing = len(pattern) - len(pattern.rstrip("\\"))
-    if trailing % 2 == 1:
-        raise parser.fail(
-            f"the {op_token.text} pattern {pattern!r} ends with an unpaired backslash "
-            "(write \\\\\\\\ for a literal backslash)",
-            parser.tokens[parser.index - 1],
-        )
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 80 else text[:80] + "…")
 
 
 def parse_filter(
@@ -684,10 +701,8 @@ def _apply(column: sa.ColumnElement[Any], comparison: Comparison) -> sa.ColumnEl
         return column.in_(list(value))  # type: ignore[arg-type]
     if op == "NOT IN":
         return column.not_in(list(value))  # type: ignore[arg-type]
-    if op == "LIKE":
-        return column.like(value, escape="\\")
-    if op == "ILIKE":
-        return column.ilike(value, escape="\\")
+    if op in ("LIKE", "ILIKE"):
+        return like(column, str(value), ignore_case=op == "ILIKE")
     operators: dict[str, Callable[[Any, Any], sa.ColumnElement[bool]]] = {
         "=": lambda a, b: a == b,
         "!=": lambda a, b: a != b,

@@ -56,6 +56,8 @@ from threadline.errors import (
 from threadline.store import _read_statements as reads
 from threadline.store import migrations, search
 from threadline.store import tables as t
+from threadline.store._like import check_name_like, like
+from threadline.store._redact import redact
 from threadline.store._stored_span import SUMMARY_COLUMNS, StoredSpan
 from threadline.store._write_statements import WriteStatements
 from threadline.store.base import STRUCTURE_ATTRIBUTES, SpanRow, Store, TraceRow
@@ -174,15 +176,19 @@ class SqlStore:
             raise StoreError(self._explain(action, exc)) from exc
 
     def _explain(self, action: str, exc: Exception) -> str:
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        where = self._url.render_as_string(hide_password=True)
+        """What failed, for people: never the store URL or its password (the message reaches
+        HTTP clients and log lines), nor the driver's text of them."""
+        first_line = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
+        detail = redact(
+            first_line, self._url.password, self._url.render_as_string(hide_password=False)
+        )
         if self._dialect == "postgresql" and _is_connection_error(exc):
             host = self._url.host or "localhost"
             port = self._url.port or 5432
             return (
                 f"Could not {action}: cannot connect to PostgreSQL at {host}:{port} "
                 f"(database {self._url.database!r}): {detail}. Is the server running and "
-                f"reachable, and does the database exist? (tracking URI {where})"
+                "reachable, and does the database exist?"
             )
         if self._dialect == "sqlite" and "database is locked" in detail:
             return (
@@ -195,7 +201,7 @@ class SqlStore:
                 f"Could not {action}: cannot open the SQLite database {self._url.database!r} "
                 f"({detail}). Check that its folder exists and is writable."
             )
-        return f"Could not {action} in the {self._dialect} store {where}: {detail}"
+        return f"Could not {action} in the {self._dialect} store: {detail}"
 
     # --- schema --------------------------------------------------------------------------
 
@@ -739,13 +745,14 @@ class SqlStore:
         max_results: int = 1000,
         page_token: str | None = None,
     ) -> tuple[list[Experiment], str | None]:
-        """Experiments, newest first; ``name_like`` is a SQL LIKE pattern (case-sensitive)."""
+        """Experiments, newest first; ``name_like`` is a LIKE pattern (case-sensitive; see
+        ``store/_like.py``: a bad one is an ``InvalidArgumentError``)."""
         limit = search.check_max_results(max_results)
         offset = search.decode_page_token(page_token)
         columns = t.experiments.c
         conditions: list[sa.ColumnElement[bool]] = []
         if name_like is not None:
-            conditions.append(columns.name.like(name_like, escape="\\"))
+            conditions.append(like(columns.name, check_name_like(name_like)))
         if not include_deleted:
             conditions.append(columns.lifecycle_stage == LifecycleStage.ACTIVE)
         query = (

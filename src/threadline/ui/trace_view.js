@@ -727,13 +727,27 @@ class TraceView {
     this.frame = 0;
     const count = this.rows.length;
     this.spacer.style.height = count * ROW_HEIGHT + "px";
-    const top = this.scroller.scrollTop;
+    const top = this.validScrollTop(count);
     const height = this.scroller.clientHeight || 600;
     const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN);
     const last = Math.min(count, Math.ceil((top + height) / ROW_HEIGHT) + OVERSCAN);
     const frag = document.createDocumentFragment();
     for (let i = first; i < last; i++) frag.append(this.rowView(this.rows[i], i));
     this.spacer.replaceChildren(frag);
+  }
+
+  /**
+   * The scroll offset, within the ``count`` rows there are now. When the list has just
+   * shrunk (collapsing while scrolled down), Chromium still reports the old, larger offset
+   * until its next frame: drawing from it drew no rows at all. So the offset is clamped
+   * here, and written back, before the rows are chosen.
+   */
+  validScrollTop(count) {
+    const limit = Math.max(0, count * ROW_HEIGHT - this.scroller.clientHeight);
+    const top = this.scroller.scrollTop;
+    if (top <= limit) return Math.max(0, top);
+    this.scroller.scrollTop = limit;
+    return limit;
   }
 
   rowView(node, index) {
