@@ -310,7 +310,8 @@ SERVER_AUTH_TOKENS_FILE: Setting[str | None] = Setting(
     "THREADLINE_SERVER_AUTH_TOKENS_FILE",
     _parse_str,
     None,
-    "File of `threadline server` tokens, one per line: token [read|write] [ids,…|*].",
+    "File of `threadline server` tokens, one per line: token read|write ids,…|* (all "
+    "required; `#` comments as whole lines).",
 )
 SERVER_MAX_BODY_BYTES: Setting[int] = Setting(
     "THREADLINE_SERVER_MAX_BODY_BYTES",

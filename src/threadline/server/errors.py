@@ -175,8 +175,10 @@ def _status(status: int) -> Any:
 async def _store_error(_request: Request, exc: Exception) -> Response:
     """503 with ``Retry-After`` when the store may answer later (unreachable, locked,
     restarting); 500 without it when the same request would fail again however long a
-    client waits (the store refused the statement itself), so no client retries forever.
-    Either way the message is redacted: no store URL or password reaches a client or the log.
+    client waits (the database cannot run the statement), so no client retries forever.
+    Values the store refused are an ``InvalidArgumentError`` from the store (400), never
+    here. Either way the message is redacted: no store URL or password reaches a client or
+    the log.
     """
     message = redact(str(exc))
     if _refused_statement(exc):
