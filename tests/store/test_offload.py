@@ -186,9 +186,9 @@ def test_a_span_sent_again_small_is_plain_data_even_if_it_copies_the_reference(
     copied = json.dumps({REFERENCE: {"key": reference["key"], "bytes": reference["bytes"]}})
     again = dataclasses.replace(span_row(1, 0), inputs_json=copied)
     offloading.log_batch([trace_row(1)], [again])
-    assert keys_column(store, tid(1)) == [None]
     got = offloading.get_span(tid(1), sid(1000))
     assert got is not None and got.inputs == json.loads(copied)
+    assert keys_column(store, tid(1)) == [None]
 
 
 def test_a_reference_is_not_offloaded_again_when_the_threshold_is_small(
@@ -197,12 +197,11 @@ def test_a_reference_is_not_offloaded_again_when_the_threshold_is_small(
     """The server offloads before queueing, and the writer's ``log_batch`` sees the rows
     again: a reference larger than the threshold stays the reference."""
     small = OffloadingStore(store, LocalArtifactRepository(folder), threshold_bytes=50)
-    traces = [trace_row(1)]
-    rows = small.offload([span_row(1, 0, inputs=BIG)], traces)
-    small.log_batch(traces, rows)
-    assert files(folder) == [artifact_key("0", tid(1), sid(1000), "inputs")]
+    queued = small.offload([span_row(1, 0, inputs=BIG)])  # before queueing
+    small.log_batch([trace_row(1)], queued)  # the writer
     got = small.get_span(tid(1), sid(1000))
     assert got is not None and got.inputs == BIG
+    assert files(folder) == [artifact_key("0", tid(1), sid(1000), "inputs")]
 
 
 def test_references_the_wrapper_did_not_write_are_plain_data(
