@@ -5,6 +5,7 @@ hard limit (413); a failing artifact store (503, nothing stored); the CLI flag r
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -27,9 +28,12 @@ from tests.server.conftest import (
     trace_id,
     trace_row,
 )
+from threadline.artifacts.local import LocalArtifactRepository
 from threadline.errors import InvalidArgumentError
 from threadline.server import ServerSettings
+from threadline.server.ingest.payloads import offload_payloads
 from threadline.store import tables as t
+from threadline.store.base import SpanRow, TraceRow
 from threadline.store.offload import REFERENCE, OffloadingStore, artifact_key, trace_prefix
 from threadline.store.sql import SqlStore
 
@@ -273,6 +277,23 @@ def test_a_lookalike_reference_is_not_followed(offload_client: TestClient) -> No
     span = span_row(2, inputs_json=json.dumps(lookalike))
     assert log(offload_client, [trace_row(2)], [span]).is_success
     assert get_trace(offload_client, 2)["data"]["spans"][0]["inputs"] == lookalike
+
+
+def test_offloading_before_the_queue_keys_by_the_requests_experiments(
+    sqlite_store: SqlStore, folder: Path
+) -> None:
+    """``offload_payloads`` with the request's trace rows: each trace's payloads are kept
+    under the experiment its row names (the one the sender's token was checked for)."""
+    store = OffloadingStore(sqlite_store, LocalArtifactRepository(folder), threshold_bytes=1000)
+    spans = [SpanRow(**span_row(n, inputs_json=big_inputs())) for n in (1, 2)]
+    traces = [TraceRow(**trace_row(1, experiment_id="5"))]
+    rows = asyncio.run(offload_payloads(store, spans, traces))
+    keys = [json.loads(row.inputs_json)[REFERENCE]["key"] for row in rows]
+    assert keys == [
+        artifact_key("5", trace_id(1), f"{1:016x}", "inputs"),
+        artifact_key("0", trace_id(2), f"{1:016x}", "inputs"),  # no row, not stored: "0"
+    ]
+    assert files(folder) == sorted(keys)
 
 
 def test_settings_validate_and_come_from_the_environment(
