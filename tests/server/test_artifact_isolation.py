@@ -153,7 +153,8 @@ def test_another_experiments_token_cannot_read_artifacts_by_a_forged_reference(
     callers: dict[str, As], victim: Victim, any_store: SqlStore
 ) -> None:
     """Bob's spans hold references to Alice's artifacts (by the old key scheme, which his
-    trace id spells, and by the keys the server used): they are his data, as he sent it."""
+    trace id spells, and by the keys the server used, also named in an extra field): they
+    are his data, as he sent it."""
     bob = callers["bob"]
     old_scheme = f"traces/{COLLIDER}/{SPANS[0]}/inputs.json"
     bob_writes(
@@ -165,6 +166,8 @@ def test_another_experiments_token_cannot_read_artifacts_by_a_forged_reference(
             "bob",
             inputs_json=forged(victim.inputs_key),
             events_json=forged_events(victim.events_key),
+            # the name of the column that marks references: not a field a client can send
+            artifact_keys=json.dumps({"inputs": victim.inputs_key, "events": victim.events_key}),
         ),
     )
     response = bob.get(f"/api/v1/traces/{COLLIDER}")
