@@ -83,7 +83,7 @@ def test_the_server_keeps_large_payloads_in_s3(s3_client: Any, bucket: str, tmp_
 
     from tests.server.conftest import span_row, trace_id, trace_row
     from threadline.server import ServerSettings, create_app
-    from threadline.store.offload import REFERENCE
+    from threadline.store.offload import REFERENCE, artifact_key
     from threadline.store.sql import SqlStore
 
     document = "s3 " * 350_000
@@ -94,7 +94,7 @@ def test_the_server_keeps_large_payloads_in_s3(s3_client: Any, bucket: str, tmp_
         with TestClient(create_app(settings, store)) as client:
             body = {"traces": [trace_row(1)], "spans": [span_row(1, inputs_json=inputs)]}
             assert client.post("/api/v1/traces/batch", json=body).status_code == 200
-            key = f"threadline/traces/{trace_id(1)}/{1:016x}/inputs.json"
+            key = "threadline/" + artifact_key("0", trace_id(1), f"{1:016x}", "inputs")
             assert _keys(s3_client, bucket) == [key]
             assert s3_client.get_object(Bucket=bucket, Key=key)["Body"].read() == inputs.encode()
             (raw,) = store.get_trace(trace_id(1)).data.spans  # the row itself: a reference

@@ -5,6 +5,7 @@ hard limit (413); a failing artifact store (503, nothing stored); the CLI flag r
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -27,10 +28,13 @@ from tests.server.conftest import (
     trace_id,
     trace_row,
 )
+from threadline.artifacts.local import LocalArtifactRepository
 from threadline.errors import InvalidArgumentError
 from threadline.server import ServerSettings
+from threadline.server.ingest.payloads import offload_payloads
 from threadline.store import tables as t
-from threadline.store.offload import REFERENCE, OffloadingStore, artifact_key
+from threadline.store.base import SpanRow, TraceRow
+from threadline.store.offload import REFERENCE, OffloadingStore, artifact_key, trace_prefix
 from threadline.store.sql import SqlStore
 
 THRESHOLD = 64 * 1024
@@ -67,6 +71,11 @@ def stored_row(store: SqlStore, n: int, span: int = 1) -> dict[str, Any]:
     return dict(row)
 
 
+def inputs_key(n: int) -> str:
+    """Where the inputs of span 1 of trace ``n`` (experiment "0") are kept."""
+    return artifact_key("0", trace_id(n), f"{1:016x}", "inputs")
+
+
 def files(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
@@ -90,13 +99,13 @@ def test_a_large_input_goes_to_the_folder_and_comes_back_whole(
     row = stored_row(sqlite_store, 1)
     assert len(row["inputs"]) < 2000 and len(row["events"]) < 2000
     reference = json.loads(row["inputs"])[REFERENCE]
-    key = artifact_key(trace_id(1), f"{1:016x}", "inputs")
+    key = artifact_key("0", trace_id(1), f"{1:016x}", "inputs")
     assert reference["key"] == key
     assert reference["bytes"] == len(big_inputs().encode()) > 1_000_000
     assert reference["preview"].startswith('{"document": "éé') and len(reference["preview"]) <= 1000
     assert row["outputs"] == json.dumps("answer 1")  # small: stays in the row
     assert (folder / key).read_bytes() == big_inputs().encode()
-    assert files(folder) == sorted([key, artifact_key(trace_id(1), f"{1:016x}", "events")])
+    assert files(folder) == sorted([key, artifact_key("0", trace_id(1), f"{1:016x}", "events")])
 
     (stored,) = get_trace(offload_client, 1)["data"]["spans"]
     assert stored["inputs"] == {"document": DOCUMENT}
@@ -147,21 +156,24 @@ def test_otlp_ingest_offloads_too(offload_client: TestClient, sqlite_store: SqlS
     assert get_trace(offload_client, 1)["data"]["spans"][0]["inputs"] == {"document": DOCUMENT}
 
 
-def test_deleting_traces_deletes_their_artifacts(offload_client: TestClient, folder: Path) -> None:
+def test_deleting_traces_deletes_their_artifacts(
+    offload_client: TestClient, sqlite_store: SqlStore, folder: Path
+) -> None:
     traces = [trace_row(1), trace_row(2), trace_row(3, experiment_id="7")]
     spans = [span_row(n, inputs_json=big_inputs()) for n in (1, 2, 3)]
     assert log(offload_client, traces, spans).status_code == 200
     assert len(files(folder)) == 3
+    key = {n: json.loads(stored_row(sqlite_store, n)["inputs"])[REFERENCE]["key"] for n in (2, 3)}
 
     # Trace 3 is in another experiment: not deleted, and its artifact stays.
     body = {"experiment_id": "0", "trace_ids": [trace_id(1), trace_id(3)]}
     assert offload_client.post("/api/v1/traces/delete", json=body).json() == {"deleted": 1}
-    assert files(folder) == [artifact_key(trace_id(n), f"{1:016x}", "inputs") for n in (2, 3)]
+    assert files(folder) == sorted(key.values())
     assert get_trace(offload_client, 3)["data"]["spans"][0]["inputs"] == {"document": DOCUMENT}
 
     body = {"experiment_id": "0", "max_timestamp_millis": 2**62}
     assert offload_client.post("/api/v1/traces/delete", json=body).json() == {"deleted": 1}
-    assert files(folder) == [artifact_key(trace_id(3), f"{1:016x}", "inputs")]
+    assert files(folder) == [key[3]]
     assert offload_client.get(f"/api/v1/traces/{trace_id(2)}").status_code == 404
 
 
@@ -175,7 +187,7 @@ def test_deletion_by_age_keeps_its_order_and_limit(
     assert offload_client.post("/api/v1/traces/delete", json=body).json() == {"deleted": 2}
     left = [x["info"]["trace_id"] for x in offload_client.get("/api/v1/traces").json()["traces"]]
     assert sorted(left) == [trace_id(n) for n in (3, 4, 5)]
-    assert files(folder) == [artifact_key(trace_id(n), f"{1:016x}", "inputs") for n in (3, 4, 5)]
+    assert files(folder) == sorted(inputs_key(n) for n in (3, 4, 5))
     bad = {"experiment_id": "0", "max_timestamp_millis": 1, "max_traces": 0}
     assert offload_client.post("/api/v1/traces/delete", json=bad).status_code == 400
 
@@ -218,7 +230,9 @@ def test_a_failing_artifact_store_answers_503_and_stores_nothing(
 ) -> None:
     assert log(offload_client, [trace_row(1)], [span_row(1, inputs_json=big_inputs())]).is_success
     # Trace 2's artifacts folder cannot be created: a file is in the way.
-    (folder / "traces" / trace_id(2)).write_text("in the way")
+    in_the_way = folder / trace_prefix("0", trace_id(2)).rstrip("/")
+    in_the_way.parent.mkdir(parents=True, exist_ok=True)
+    in_the_way.write_text("in the way")
 
     response = log(offload_client, [trace_row(2)], [span_row(2, inputs_json=big_inputs())])
     assert response.status_code == 503
@@ -237,7 +251,7 @@ def test_a_failing_artifact_store_answers_503_and_stores_nothing(
     assert count_spans(sqlite_store) == 1
     assert get_trace(offload_client, 1)["data"]["spans"][0]["inputs"] == {"document": DOCUMENT}
 
-    (folder / "traces" / trace_id(2)).unlink()  # the store recovers: sending again works
+    in_the_way.unlink()  # the store recovers: sending again works
     response = log(offload_client, [trace_row(2)], [span_row(2, inputs_json=big_inputs())])
     assert response.status_code == 200
     assert get_trace(offload_client, 2)["data"]["spans"][0]["inputs"] == {"document": DOCUMENT}
@@ -247,7 +261,7 @@ def test_a_missing_artifact_reads_as_its_reference(
     offload_client: TestClient, folder: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     assert log(offload_client, [trace_row(1)], [span_row(1, inputs_json=big_inputs())]).is_success
-    key = artifact_key(trace_id(1), f"{1:016x}", "inputs")
+    key = inputs_key(1)
     (folder / key).unlink()
     with caplog.at_level(logging.WARNING, logger="threadline.store.offload"):
         (span,) = get_trace(offload_client, 1)["data"]["spans"]
@@ -258,10 +272,27 @@ def test_a_missing_artifact_reads_as_its_reference(
 
 def test_a_lookalike_reference_is_not_followed(offload_client: TestClient) -> None:
     assert log(offload_client, [trace_row(1)], [span_row(1, inputs_json=big_inputs())]).is_success
-    lookalike = {REFERENCE: {"key": artifact_key(trace_id(1), f"{1:016x}", "inputs")}}
+    lookalike = {REFERENCE: {"key": inputs_key(1)}}
     span = span_row(2, inputs_json=json.dumps(lookalike))
     assert log(offload_client, [trace_row(2)], [span]).is_success
     assert get_trace(offload_client, 2)["data"]["spans"][0]["inputs"] == lookalike
+
+
+def test_offloading_before_the_queue_keys_by_the_requests_experiments(
+    sqlite_store: SqlStore, folder: Path
+) -> None:
+    """``offload_payloads`` with the request's trace rows: each trace's payloads are kept
+    under the experiment its row names (the one the sender's token was checked for)."""
+    store = OffloadingStore(sqlite_store, LocalArtifactRepository(folder), threshold_bytes=1000)
+    spans = [SpanRow(**span_row(n, inputs_json=big_inputs())) for n in (1, 2)]
+    traces = [TraceRow(**trace_row(1, experiment_id="5"))]
+    rows = asyncio.run(offload_payloads(store, spans, traces))
+    keys = [json.loads(row.inputs_json)[REFERENCE]["key"] for row in rows]
+    assert keys == [
+        artifact_key("5", trace_id(1), f"{1:016x}", "inputs"),
+        artifact_key("0", trace_id(2), f"{1:016x}", "inputs"),  # no row, not stored: "0"
+    ]
+    assert files(folder) == sorted(keys)
 
 
 def test_settings_validate_and_come_from_the_environment(

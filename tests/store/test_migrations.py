@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -17,9 +19,12 @@ from alembic.script import ScriptDirectory
 
 import threadline.store
 from tests._pg import create_database, drop_database
+from threadline.artifacts.local import LocalArtifactRepository
+from threadline.entities.trace import truncate_preview
 from threadline.errors import StoreError
 from threadline.store import get_store, migrations, reset_store_cache
 from threadline.store import tables as t
+from threadline.store.offload import REFERENCE, OffloadingStore
 from threadline.store.sql import SqlStore
 
 SRC = str(Path(threadline.store.__file__).resolve().parents[2])
@@ -52,7 +57,7 @@ def revision(store: SqlStore) -> str | None:
 def test_head_revision_constant_matches_the_scripts() -> None:
     script = ScriptDirectory.from_config(migrations.alembic_config())
     assert script.get_current_head() == migrations.HEAD_REVISION
-    assert migrations.known_revisions() == {"0001"}
+    assert migrations.known_revisions() == {"0001", "0002"}
 
 
 def test_a_fresh_database_is_upgraded_to_exactly_the_tables(fresh_uri: str) -> None:
@@ -165,5 +170,132 @@ def test_processes_starting_at_once_on_a_new_database_all_succeed(
         assert revision(store) == migrations.HEAD_REVISION
         assert len(store.search_traces()[0]) == 4
         assert [e.name for e in store.search_experiments()[0]] == ["Default"]
+    finally:
+        store.close()
+
+
+# --- revision 0002: references written before it keep resolving --------------------------
+
+VICTIM = "tr-victim:one"  # not key-safe: the old scheme hashed it
+COLLIDER = "h-" + hashlib.sha256(VICTIM.encode()).hexdigest()[:40]  # spells that hash
+
+
+def old_key(trace_id: str, span_id: str, field: str) -> str:
+    """Where threadline before revision 0002 kept a payload (its key scheme, spelt out)."""
+
+    def segment(text: str) -> str:
+        if all(c.isascii() and (c.isalnum() or c in "_-") for c in text) and len(text) <= 128:
+            return text
+        return "h-" + hashlib.sha256(text.encode()).hexdigest()[:40]
+
+    return f"traces/{segment(trace_id)}/{segment(span_id)}/{field}.json"
+
+
+def old_reference(field: str, key: str, text: str) -> str:
+    """The text the old ``OffloadingStore`` left in a row in place of a payload."""
+    reference = {"key": key, "bytes": len(text.encode()), "preview": truncate_preview(text)}
+    if field == "events":
+        event = {"name": REFERENCE, "timestamp_ns": 5, "attributes": reference}
+        return json.dumps([event], ensure_ascii=False)
+    return json.dumps({REFERENCE: reference}, ensure_ascii=False)
+
+
+def write_like_the_old_code(uri: str, folder: Path) -> dict[tuple[str, str], dict[str, object]]:
+    """A database at revision 0001 with spans as the old server stored them (references
+    in the rows, artifacts at the old keys); the payloads each span should read back."""
+    from alembic import command
+
+    repository = LocalArtifactRepository(folder)
+    expected: dict[tuple[str, str], dict[str, object]] = {}
+    rows: list[dict[str, object]] = []
+
+    def span(trace_id: str, span_id: str, **payloads: object) -> None:
+        row: dict[str, object] = {"inputs": "null", "outputs": "null", "events": "[]"}
+        for field, value in payloads.items():
+            text = json.dumps(value, ensure_ascii=False)
+            if field.startswith("offloaded_"):
+                field = field.removeprefix("offloaded_")
+                key = old_key(trace_id, span_id, field)
+                repository.put(key, text.encode())
+                text = old_reference(field, key, text)
+            row[field] = text
+            expected.setdefault((trace_id, span_id), {})[field] = value
+        rows.append({"trace_id": trace_id, "span_id": span_id, **row})
+
+    events = [{"name": "chunk", "timestamp_ns": 5, "attributes": {"text": "é" * 3000}}]
+    span("tr-plain", "01", offloaded_inputs={"document": "é" * 9000}, offloaded_events=events)
+    span("tr-plain", "02", inputs={"small": True})
+    span(VICTIM, "01", offloaded_inputs={"secret": "victim " * 2000})
+    span(COLLIDER, "02", offloaded_outputs={"own": "collider " * 2000})
+    # The collider's forged reference named the victim's artifact: now plain data.
+    forged = json.loads(old_reference("inputs", old_key(VICTIM, "01", "inputs"), "forged"))
+    span(COLLIDER, "01", inputs=forged)
+    # A reference to another span's key was never followed; nor is it now.
+    elsewhere = json.loads(old_reference("outputs", old_key("tr-plain", "01", "inputs"), "x"))
+    span("tr-other", "01", outputs=elsewhere)
+    engine = sa.create_engine(uri)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(migrations.alembic_config(conn), "0001")
+            traces = sorted({str(r["trace_id"]) for r in rows})
+            conn.execute(
+                sa.table(
+                    "traces",
+                    *(sa.column(c) for c in ("trace_id", "experiment_id", "request_time", "state")),
+                ).insert(),
+                [
+                    {"trace_id": tr, "experiment_id": "0", "request_time": 1, "state": "OK"}
+                    for tr in traces
+                ],
+            )
+            columns = ("trace_id", "span_id", "name", "span_type", "status_code", "start_time_ns")
+            spans = sa.table(
+                "spans",
+                *(sa.column(c) for c in (*columns, "inputs", "outputs", "attributes", "events")),
+            )
+            conn.execute(
+                spans.insert(),
+                [
+                    {
+                        "name": "s",
+                        "span_type": "CHAIN",
+                        "status_code": "OK",
+                        "start_time_ns": 1,
+                        "attributes": "{}",
+                        **r,
+                    }
+                    for r in rows
+                ],
+            )
+    finally:
+        engine.dispose()
+    return expected
+
+
+def test_references_stored_before_revision_0002_keep_resolving(
+    fresh_uri: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "artifacts"
+    expected = write_like_the_old_code(fresh_uri, folder)
+    store = SqlStore(fresh_uri)  # upgrades to head
+    try:
+        assert revision(store) == migrations.HEAD_REVISION
+        offloading = OffloadingStore(store, LocalArtifactRepository(folder))
+        for (trace_id, span_id), payloads in expected.items():
+            span = offloading.get_span(trace_id, span_id)
+            assert span is not None
+            got = span.to_dict()
+            for field, value in payloads.items():
+                assert got[field] == value, (trace_id, span_id, field)
+        victim_file = folder / old_key(VICTIM, "01", "inputs")
+        before = set(p for p in folder.rglob("*") if p.is_file())
+
+        # Deleting the collider takes its own artifact, not the victim's.
+        assert offloading.delete_traces("0", trace_ids=[COLLIDER]) == 1
+        gone = before - set(p for p in folder.rglob("*") if p.is_file())
+        assert gone == {folder / old_key(COLLIDER, "02", "outputs")}
+        assert victim_file.exists()
+        assert offloading.delete_traces("0", trace_ids=["tr-plain", VICTIM]) == 2
+        assert not any(p.is_file() for p in folder.rglob("*"))
     finally:
         store.close()

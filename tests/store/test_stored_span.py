@@ -269,14 +269,18 @@ def test_offloading_resolves_references_and_leaves_other_spans_unparsed(
     assert [s.to_dict() for s in found.data.spans] == [s.to_dict() for s in trace.data.spans]
 
 
-def test_offloading_reads_references_written_with_escapes(store: SqlStore, tmp_path: Path) -> None:
-    """A reference whose key name is ``\\u``-escaped is still one (the text check allows it)."""
+def test_offloading_leaves_references_it_did_not_write_as_they_are(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    """Rows written without ``OffloadingStore`` hold no reference, however they are spelt
+    (plainly or with ``\\u`` escapes), even to an artifact that exists."""
     repository = LocalArtifactRepository(tmp_path)
     offloading = OffloadingStore(store, repository, threshold_bytes=1000)
     key = f"traces/{trace_id(1)}/{span_id(1)}/inputs.json"
     repository.put(key, b'{"whole": true}')
+    plain = '{"threadline.artifact": {"key": "%s", "bytes": 15}}' % key
     escaped = '{"threadline\\u002eartifact": {"key": "%s", "bytes": 15}}' % key
-    insert_trace(store, 1, [{"inputs": escaped, "outputs": '"threadline.artifact"'}])
+    insert_trace(store, 1, [{"inputs": escaped, "outputs": plain}])
     got = offloading.get_span(trace_id(1), span_id(1))
-    assert got is not None and got.inputs == {"whole": True}
-    assert got.outputs == "threadline.artifact"
+    assert got is not None
+    assert got.inputs == json.loads(escaped) and got.outputs == json.loads(plain)

@@ -1,105 +1,89 @@
-"""``OffloadingStore``: any ``Store``, with large span payloads kept in an artifact repository.
+"""``OffloadingStore``: a ``SqlStore``, with large span payloads kept in an artifact repository.
 
 Why a wrapper and not a feature of ``SqlStore``: the database stays the one place that
 search reads (trace rows, span names, types, statuses, attributes), while bodies that are
-only ever read whole move out; any back end gets this without changing its SQL.
+only ever read whole move out, and the embedded store never loads any of this.
 
-Writes. A span's ``inputs``, ``outputs`` or ``events`` JSON larger than ``threshold_bytes``
-(UTF-8) is written to the repository under ``traces/<trace id>/<span id>/<field>.json``,
-and the row keeps a small reference instead: ``{"threadline.artifact": {"key", "bytes",
-"preview"}}`` (for events, one event of that name carrying the same attributes), with the
-payload's first 1,000 characters as the preview, so a row read without this wrapper still
-says what it was and where it went. Attributes stay inline: ``span.attributes.<key>``
-filters run in SQL on them. Keys are derived from the ids, so sending a span again
-overwrites the same objects (writes stay idempotent). Artifacts are written first and the
-rows only when every artifact is stored: if the repository fails, ``ArtifactStoreError``
-(a ``StoreError``: retry later; the server answers 503) is raised and nothing of the batch
-reaches the database, so no row ever points at a payload that is not there.
+Writes. A span's ``inputs``, ``outputs`` or ``events`` larger than ``threshold_bytes``
+(UTF-8) goes to the repository under a key of its experiment, trace and span ids; the row
+keeps a reference with a preview, and records in ``artifact_keys`` what moved where
+(``_offloaded`` has the format). Attributes stay inline for ``span.attributes.<key>``
+filters. Sending a span again overwrites the same objects. Artifacts are written first,
+the rows only once all are stored: if the repository fails, ``ArtifactStoreError`` (a
+``StoreError``: retry later; the server answers 503) is raised and nothing of the batch
+reaches the database, so no row points at a payload that is not there.
 
-Reads. ``get_trace``, ``search_traces`` and any other read that returns ``Trace`` or ``Span``
-values resolve references transparently. A reference is followed only when its key is the
-one derived from the span's own ids and field, so a payload that merely looks like a
-reference (or names another trace's artifact) is returned as it is. An artifact that is
-gone is logged and its reference (with the preview) returned; a repository that fails
-raises ``ArtifactStoreError``.
+Reads that return ``Trace`` or ``Span`` values resolve the references the rows record, and
+only those: a payload that merely looks like one (sent over OTLP or the REST API, or
+written by the SDK's embedded store) comes back exactly as sent. A missing artifact is
+logged and its reference returned; a failing repository raises ``ArtifactStoreError``.
 
-Deletes. Deleting traces removes ``traces/<trace id>/`` from the repository afterwards,
-best effort: a failure there is logged and never fails the delete. Deletion by age is run
-as deletions by id, oldest first, one page at a time, so the ids to clean up are known.
+Deleting traces then deletes their artifacts, best effort (logged, never failing the
+delete): the trace's folder for the experiment, and the objects its rows recorded
+elsewhere (before the trace moved, or keys of an older threadline), never another's.
+Deletion by age runs as deletions by id, a page at a time, so the ids are known.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
 import logging
-import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from threadline import _json as fast_json
 from threadline.artifacts.base import ArtifactNotFoundError, ArtifactRepository
-from threadline.entities.span import Span, SpanEvent
-from threadline.entities.trace import Trace, TraceInfo, truncate_preview
+from threadline.entities.keys import DEFAULT_EXPERIMENT_ID
+from threadline.entities.span import Span
+from threadline.entities.trace import Trace, TraceInfo
 from threadline.errors import InvalidArgumentError
-from threadline.store._stored_span import StoredSpan
+from threadline.store._offloaded import (
+    ENCODING,
+    FIELDS,
+    REFERENCE,
+    OffloadedSpanRow,
+    artifact_key,
+    decode_keys,
+    offloaded_row,
+    payload_bytes,
+    payload_value,
+    reference_fields,
+    reference_json,
+    row_keys,
+    trace_prefix,
+)
 from threadline.store.base import SpanRow, Store, TraceRow
+
+__all__ = [
+    "DEFAULT_THRESHOLD_BYTES",
+    "REFERENCE",
+    "OffloadedSpanRow",
+    "OffloadingStore",
+    "artifact_key",
+    "payload_bytes",
+    "trace_prefix",
+]
 
 logger = logging.getLogger(__name__)
 
-REFERENCE = "threadline.artifact"
 DEFAULT_THRESHOLD_BYTES = 64 * 1024
 #: Repository calls in flight at once for one batch or one read (S3 round trips overlap).
 PARALLEL_CALLS = 8
 #: Traces deleted per step of a deletion by age.
 DELETE_PAGE = 1000
-_FIELDS = {"inputs_json": "inputs", "outputs_json": "outputs", "events_json": "events"}
-_SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-# A \u escape of a character of REFERENCE ("threadline.artifact": '.' and a-z), which could
-# spell it in JSON text; escapes of other characters (é, 中 …) cannot.
-_REFERENCE_ESCAPE = re.compile(r"\\u00(?:[67][0-9a-fA-F]|2[eE])")
-_ENCODING = ("utf-8", "surrogatepass")  # lossless, even for text with lone surrogates
 
 R = TypeVar("R")
 V = TypeVar("V")
-
-
-def payload_bytes(text: str, over: int) -> int | None:
-    """The UTF-8 size of ``text`` when it is larger than ``over`` bytes, else ``None``.
-
-    Cheap for the common small payload: a text of n characters takes n to 4n bytes.
-    """
-    if len(text) * 4 <= over:
-        return None
-    size = len(text) if text.isascii() else len(text.encode(*_ENCODING))
-    return size if size > over else None
-
-
-def artifact_key(trace_id: str, span_id: str, field: str) -> str:
-    """Where a span's ``field`` (``inputs``, ``outputs`` or ``events``) is kept."""
-    return f"{trace_prefix(trace_id)}{_segment(span_id)}/{field}.json"
-
-
-def trace_prefix(trace_id: str) -> str:
-    """The folder of every artifact of one trace."""
-    return f"traces/{_segment(trace_id)}/"
-
-
-def _segment(text: str) -> str:
-    """An id as one safe key segment; ids with other characters are hashed."""
-    if _SAFE_ID.fullmatch(text):
-        return text
-    return "h-" + hashlib.sha256(text.encode(*_ENCODING)).hexdigest()[:40]
+_Keys = Callable[..., Mapping[tuple[str, str], str]]
 
 
 class OffloadingStore:
     """``store`` with span payloads above ``threshold_bytes`` kept in ``repository``.
 
-    Every ``Store`` method not defined here passes straight through to ``store``; any
-    ``Trace`` or ``Span`` it returns is resolved too.
+    ``store`` must record which payloads are artifacts (``span_artifact_keys``, as
+    ``SqlStore`` does). Every ``Store`` method not defined here passes straight through to
+    it; any ``Trace`` or ``Span`` it returns is resolved too.
     """
 
     def __init__(
@@ -117,7 +101,14 @@ class OffloadingStore:
             raise InvalidArgumentError(
                 f"threshold_bytes must be a positive integer, got {threshold_bytes!r}."
             )
+        keys = getattr(store, "span_artifact_keys", None)
+        if not callable(keys):
+            raise InvalidArgumentError(
+                f"OffloadingStore needs a store that records which payloads are artifacts "
+                f"(a SqlStore), got {store!r}."
+            )
         self._store = store
+        self._recorded: _Keys = keys
         self._repository = repository
         self._threshold = threshold_bytes
 
@@ -152,39 +143,63 @@ class OffloadingStore:
 
     # --- writes --------------------------------------------------------------------------
 
-    def offload(self, spans: Sequence[SpanRow]) -> list[SpanRow]:
+    def offload(self, spans: Sequence[SpanRow], traces: Sequence[TraceRow] = ()) -> list[SpanRow]:
         """Write the large payloads of ``spans`` to the repository; the rows to store instead.
 
+        ``traces`` are the trace rows sent with them (the experiment each trace is sent
+        into, which keys depend on; for a trace without one, the stored trace's, else "0").
         Raises ``ArtifactStoreError`` when the repository fails (nothing should then be
         stored: some artifacts may exist, and are overwritten when the batch comes again).
         """
         rows = list(spans)
-        uploads: list[tuple[int, str, str, bytes]] = []
+        big: list[tuple[int, str, bytes]] = []
         for index, row in enumerate(rows):
-            for field, name in _FIELDS.items():
-                text = getattr(row, field)
+            done: dict[str, str] | None = None
+            for attribute, name in FIELDS.items():
+                text = getattr(row, attribute)
                 if not isinstance(text, str) or len(text) * 4 <= self._threshold:
                     continue  # the common case: too short to be over, whatever the characters
-                data = text.encode(*_ENCODING)
-                if len(data) > self._threshold:
-                    key = artifact_key(row.trace_id, row.span_id, name)
-                    uploads.append((index, field, key, data))
-        if not uploads:
+                data = text.encode(*ENCODING)
+                if len(data) <= self._threshold:
+                    continue
+                done = row_keys(row) if done is None else done
+                if name not in done:  # a reference already (offloaded before being queued)
+                    big.append((index, attribute, data))
+        if not big:
             return rows
+        experiments = self._experiments({rows[index].trace_id for index, _, _ in big}, traces)
+        uploads = []
+        for index, attribute, data in big:
+            row = rows[index]
+            experiment_id = experiments[row.trace_id]
+            key = artifact_key(experiment_id, row.trace_id, row.span_id, FIELDS[attribute])
+            uploads.append((index, attribute, key, data))
         _each(lambda upload: self._repository.put(upload[2], upload[3]), uploads)
-        changes: dict[int, dict[str, Any]] = {}
-        for index, field, key, data in uploads:
-            text = getattr(rows[index], field)
-            changes.setdefault(index, {})[field] = _reference_json(
-                _FIELDS[field], key, len(data), text, rows[index].start_time_ns
-            )
-        for index, fields in changes.items():
-            rows[index] = dataclasses.replace(rows[index], **fields)
+        changes: dict[int, tuple[dict[str, str], dict[str, str]]] = {}
+        for index, attribute, key, data in uploads:
+            row, name = rows[index], FIELDS[attribute]
+            texts, keys = changes.setdefault(index, ({}, {}))
+            text = getattr(row, attribute)
+            texts[attribute] = reference_json(name, key, len(data), text, row.start_time_ns)
+            keys[name] = key
+        for index, (texts, keys) in changes.items():
+            rows[index] = offloaded_row(rows[index], texts, keys)
         return rows
 
     def log_batch(self, traces: Sequence[TraceRow], spans: Sequence[SpanRow]) -> None:
         """Offload large payloads, then write the rows (``Store.log_batch``)."""
-        self._store.log_batch(traces, self.offload(spans))
+        self._store.log_batch(traces, self.offload(spans, traces))
+
+    def _experiments(self, trace_ids: set[str], traces: Sequence[TraceRow]) -> dict[str, str]:
+        """The experiment each trace's spans are sent into: the trace's row in the batch,
+        else the stored trace's, else the one the store files unknown traces under. Every
+        one is an experiment the sender was allowed to write to."""
+        found = {row.trace_id: str(row.experiment_id) for row in traces}
+        claimed = {tid: found[tid] for tid in trace_ids if tid in found}
+        for trace_id in sorted(trace_ids - claimed.keys()):
+            info = self._store.get_trace_info(trace_id)
+            claimed[trace_id] = DEFAULT_EXPERIMENT_ID if info is None else info.experiment_id
+        return claimed
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -254,11 +269,16 @@ class OffloadingStore:
 
     def _resolve_spans(self, spans: list[Span]) -> list[Span]:
         """The spans with their references replaced by the artifacts' contents."""
-        wanted = [
-            (index, name, key)
-            for index, span in enumerate(spans)
-            for name, key in _references(span)
+        candidates = [
+            (index, names) for index, span in enumerate(spans) if (names := reference_fields(span))
         ]
+        if not candidates:
+            return spans
+        recorded = self._recorded_keys([spans[index] for index, _ in candidates])
+        wanted: list[tuple[int, str, str]] = []
+        for index, names in candidates:
+            keys = recorded.get((spans[index].trace_id, spans[index].span_id), {})
+            wanted.extend((index, name, keys[name]) for name in names if name in keys)
         if not wanted:
             return spans
         contents = _each(lambda item: self._fetch(item[2]), wanted)
@@ -275,11 +295,17 @@ class OffloadingStore:
                     key,
                 )
                 continue
-            changes.setdefault(index, {})[name] = _decoded(name, data)
+            changes.setdefault(index, {})[name] = payload_value(name, data)
         out = list(spans)
         for index, fields in changes.items():
             out[index] = Span.from_dict({**spans[index].to_dict(), **fields})
         return out
+
+    def _recorded_keys(self, spans: Sequence[Span]) -> dict[tuple[str, str], dict[str, str]]:
+        """``{(trace id, span id): {field: key}}`` as the rows of ``spans`` record them."""
+        trace_ids = sorted({span.trace_id for span in spans})
+        span_ids = sorted({span.span_id for span in spans})
+        return {ids: decode_keys(text) for ids, text in self._recorded(trace_ids, span_ids).items()}
 
     def _fetch(self, key: str) -> bytes | None:
         try:
@@ -300,16 +326,18 @@ class OffloadingStore:
         if trace_ids is None and _is_age_delete(max_timestamp_millis, max_traces):
             assert max_timestamp_millis is not None
             return self._delete_by_age(str(experiment_id), max_timestamp_millis, max_traces)
-        if trace_ids is None or isinstance(trace_ids, str):
+        valid = max_timestamp_millis is None and max_traces is None
+        if trace_ids is None or isinstance(trace_ids, str) or not valid:
             # Invalid arguments: the store raises the error that explains them.
             return self._store.delete_traces(
                 experiment_id, max_timestamp_millis, max_traces, trace_ids
             )
-        ids = list(trace_ids)
-        deleted = self._store.delete_traces(experiment_id, max_timestamp_millis, max_traces, ids)
+        ids = list(dict.fromkeys(trace_ids))
+        keys = self._trace_keys(ids) if all(isinstance(i, str) for i in ids) else {}
+        deleted = self._store.delete_traces(experiment_id, trace_ids=ids)
         if deleted:  # ids of other experiments were not deleted: keep their artifacts
-            gone = [tid for tid in dict.fromkeys(ids) if self._store.get_trace_info(tid) is None]
-            self._forget(gone)
+            gone = [tid for tid in ids if self._store.get_trace_info(tid) is None]
+            self._forget(str(experiment_id), gone, keys)
         return deleted
 
     def _delete_by_age(self, experiment_id: str, before_ms: int, max_traces: int | None) -> int:
@@ -324,15 +352,33 @@ class OffloadingStore:
                 include_spans=False,
             )
             ids = [trace.info.trace_id for trace in page]
+            keys = self._trace_keys(ids) if ids else {}
             deleted = self._store.delete_traces(experiment_id, trace_ids=ids) if ids else 0
             total += deleted
-            self._forget(ids)  # searched in this experiment: every one of them is gone
+            self._forget(experiment_id, ids, keys)  # searched in this experiment: all gone
             if len(ids) < size or deleted == 0:
                 break
         return total
 
-    def _forget(self, trace_ids: Iterable[str]) -> None:
-        prefixes = [trace_prefix(str(tid)) for tid in trace_ids]
+    def _trace_keys(self, trace_ids: Sequence[str]) -> dict[str, list[str]]:
+        """``{trace id: keys}`` of every artifact the traces' rows record."""
+        out: dict[str, list[str]] = {}
+        for (trace_id, _), text in self._recorded(trace_ids).items():
+            out.setdefault(trace_id, []).extend(decode_keys(text).values())
+        return out
+
+    def _forget(
+        self, experiment_id: str, trace_ids: Iterable[str], keys: Mapping[str, list[str]]
+    ) -> None:
+        """Delete the artifacts of deleted traces: each one's folder for the experiment,
+        and the span folders of keys its rows recorded outside it (never other folders:
+        keys of an older threadline could share a trace folder with another trace)."""
+        prefixes: list[str] = []
+        for trace_id in trace_ids:
+            own = trace_prefix(experiment_id, trace_id)
+            prefixes.append(own)
+            elsewhere = {key.rpartition("/")[0] + "/" for key in keys.get(trace_id, ())}
+            prefixes.extend(sorted(p for p in elsewhere if not p.startswith(own)))
         if not prefixes:
             return
         failures = [
@@ -343,7 +389,7 @@ class OffloadingStore:
         if failures:
             prefix, error = failures[0]
             logger.warning(
-                "Deleted traces, but could not delete the artifacts of %d of them from %s "
+                "Deleted traces, but could not delete %d of their artifact folders from %s "
                 "(first: %s: %s); remove them by hand if space matters.",
                 len(failures),
                 self._repository.location,
@@ -364,60 +410,6 @@ def _is_age_delete(max_timestamp_millis: Any, max_traces: Any) -> bool:
     if isinstance(max_timestamp_millis, bool) or not isinstance(max_timestamp_millis, int):
         return False
     return max_traces is None or (type(max_traces) is int and max_traces >= 1)
-
-
-def _reference_json(name: str, key: str, size: int, text: str, start_time_ns: int) -> str:
-    reference = {"key": key, "bytes": size, "preview": truncate_preview(text)}
-    if name == "events":
-        event = {"name": REFERENCE, "timestamp_ns": start_time_ns, "attributes": reference}
-        return json.dumps([event], ensure_ascii=False)
-    return json.dumps({REFERENCE: reference}, ensure_ascii=False)
-
-
-def _references(span: Span) -> list[tuple[str, str]]:
-    """``(field, key)`` of each reference in ``span`` that points at its own artifact."""
-    found = []
-    for name in ("inputs", "outputs"):
-        if not _may_reference(span, name):
-            continue
-        value = getattr(span, name)
-        if isinstance(value, dict) and len(value) == 1 and REFERENCE in value:
-            key = artifact_key(span.trace_id, span.span_id, name)
-            reference = value[REFERENCE]
-            if isinstance(reference, dict) and reference.get("key") == key:
-                found.append((name, key))
-    if not _may_reference(span, "events"):
-        return found
-    events = span.events
-    if len(events) == 1 and events[0].name == REFERENCE:
-        key = artifact_key(span.trace_id, span.span_id, "events")
-        if events[0].attributes.get("key") == key:
-            found.append(("events", key))
-    return found
-
-
-def _may_reference(span: Span, field: str) -> bool:
-    """Whether ``field`` of ``span`` may hold a reference. A stored span's payload not yet
-    parsed is checked as text, and stays unparsed (the fast path) when it cannot: the
-    reference's key name must appear in it, literally or spelt with ``\\u`` escapes."""
-    text = span.unparsed_text(field) if isinstance(span, StoredSpan) else None
-    if text is None or REFERENCE in text:
-        return True
-    return "\\u" in text and _REFERENCE_ESCAPE.search(text) is not None
-
-
-def _decoded(name: str, data: bytes) -> Any:
-    """An artifact back to the value the span had (as the SQL store reads inline JSON)."""
-    value = fast_json.stored_value(data.decode(*_ENCODING))  # not JSON: kept as text
-    if name != "events":
-        return value
-    events = []
-    for item in value if isinstance(value, list) else []:
-        try:
-            events.append(SpanEvent.from_dict(item).to_dict())
-        except (KeyError, TypeError, ValueError, AttributeError):
-            logger.debug("Skipping a malformed span event in an artifact: %r", item)
-    return events
 
 
 def _each(call: Callable[[V], R], items: Sequence[V]) -> list[R]:

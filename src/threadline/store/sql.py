@@ -504,6 +504,24 @@ class SqlStore:
             row = conn.execute(reads.SPAN, {"trace_id": trace_id, "span_id": span_id}).first()
         return None if row is None else StoredSpan(row)
 
+    def span_artifact_keys(
+        self, trace_ids: Sequence[str], span_ids: Sequence[str] | None = None
+    ) -> dict[tuple[str, str], str]:
+        """``{(trace id, span id): spans.artifact_keys}`` for spans of ``trace_ids`` that
+        have one (at least those of ``span_ids``, if given): which payloads
+        ``OffloadingStore`` moved to its artifact repository, and where."""
+        c = t.spans.c
+        found: dict[tuple[str, str], str] = {}
+        with self._read("read artifact keys") as conn:
+            for chunk in self._chunks(list(trace_ids)):
+                query = sa.select(c.trace_id, c.span_id, c.artifact_keys).where(
+                    c.trace_id.in_(chunk), c.artifact_keys.is_not(None)
+                )
+                if span_ids is not None and len(span_ids) <= self._chunk_size:
+                    query = query.where(c.span_id.in_(list(span_ids)))
+                found.update(((tid, sid), keys) for tid, sid, keys in conn.execute(query))
+        return found
+
     def _trace_rows(self, conn: Connection, trace_ids: list[str]) -> Sequence[Sequence[Any]]:
         """Summary rows (``reads.TRACE_COLUMNS``) of these traces."""
         return conn.execute(reads.TRACE_ROWS, {"ids": trace_ids}).all()
@@ -1293,6 +1311,9 @@ def _span_params(span: SpanRow) -> tuple[Any, ...]:
         span.input_tokens,
         span.output_tokens,
         span.total_tokens,
+        # Set only by OffloadingStore (an OffloadedSpanRow); NULL for a client's row, so
+        # a payload that looks like a reference is never taken for one.
+        getattr(span, "artifact_keys", None),
     )
 
 

@@ -6,6 +6,8 @@ Layout, and why:
   times, root span name, previews, token totals, span count), so lists never read spans.
 * ``spans`` holds span bodies. Payloads are JSON text; ``attributes`` is a JSON object
   text that filters read with ``json_each`` (SQLite) or ``CAST(… AS JSON) ->>`` (PostgreSQL).
+  ``artifact_keys`` (JSON ``{field: key}``, NULL for most spans) says which payloads the
+  server moved to its artifact store: only that column makes a payload a reference.
 * ``trace_tags`` / ``trace_metadata`` are key-value rows (tags mutable, metadata write-once).
 * Experiments and runs follow the usual tracking model; ``run_latest_metrics`` keeps the
   latest value of each metric so run filters such as ``metrics.m > 0.5`` stay one lookup.
@@ -181,6 +183,8 @@ spans = sa.Table(
     sa.Column("input_tokens", sa.BigInteger, nullable=True),
     sa.Column("output_tokens", sa.BigInteger, nullable=True),
     sa.Column("total_tokens", sa.BigInteger, nullable=True),
+    # {field: key} of the payloads moved to the artifact store; written only by the server.
+    sa.Column("artifact_keys", sa.Text, nullable=True),
 )
 
 #: Every table, children before parents (the order to empty them in).

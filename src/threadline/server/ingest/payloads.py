@@ -5,8 +5,8 @@ Both run on every transport (``POST /api/v1/traces/batch`` and OTLP ``/v1/traces
 before the rows reach the ingest queue, so a refusal refuses the whole request and leaves
 nothing half-written: a payload over the limit answers 413 naming the span and the field;
 an artifact store that fails answers 503 with ``Retry-After`` (sending again is safe: keys
-are derived from the ids, so the same objects are overwritten). Offloading here rather
-than in the writer also keeps large bodies out of the queue's memory.
+are derived from the experiment, trace and span ids, so the same objects are overwritten).
+Offloading here rather than in the writer also keeps large bodies out of the queue's memory.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from threadline.artifacts.base import ArtifactStoreError
 from threadline.server.errors import STORE_RETRY_AFTER_SECONDS, ApiError
-from threadline.store.base import SpanRow, Store
+from threadline.store.base import SpanRow, Store, TraceRow
 from threadline.store.offload import OffloadingStore, payload_bytes
 
 _FIELDS = (
@@ -45,12 +45,18 @@ def check_payload_sizes(spans: Sequence[SpanRow], limit: int) -> None:
                 )
 
 
-async def offload_payloads(store: Store, spans: Sequence[SpanRow]) -> Sequence[SpanRow]:
-    """The rows to queue: large payloads already in the artifact store (when there is one)."""
+async def offload_payloads(
+    store: Store, spans: Sequence[SpanRow], traces: Sequence[TraceRow] = ()
+) -> Sequence[SpanRow]:
+    """The rows to queue: large payloads already in the artifact store (when there is one).
+
+    ``traces`` are the trace rows of the same request: the experiments the spans are sent
+    into, which the artifact keys depend on (without them, the stored traces' are looked up).
+    """
     if not isinstance(store, OffloadingStore) or not spans:
         return spans
     try:
-        return await run_in_threadpool(store.offload, spans)
+        return await run_in_threadpool(store.offload, spans, traces)
     except ArtifactStoreError as exc:
         raise ApiError(
             503,
