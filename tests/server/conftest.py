@@ -61,6 +61,7 @@ def pg_store(pg_session_store: SqlStore) -> SqlStore:
                 experiment_id="0", id_number=0, name="Default", creation_time=0, last_update_time=0
             )
         )
+    pg_session_store._known_experiments.clear()  # its cache of existing experiments too
     return pg_session_store
 
 

@@ -43,6 +43,7 @@ def _empty_postgres(store: SqlStore) -> None:
                 experiment_id="0", id_number=0, name="Default", creation_time=0, last_update_time=0
             )
         )
+    store._known_experiments.clear()  # the store's cache of existing experiments, emptied too
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -118,7 +118,7 @@ async def accept_rows(
     writer: BatchWriter = request.app.state.writer
     settings = request.app.state.settings
     check_payload_sizes(spans, settings.max_payload_bytes)
-    spans = await offload_payloads(request.app.state.store, spans)
+    spans = await offload_payloads(request.app.state.store, spans, traces)
     try:
         done = writer.submit(traces, spans, wait=wait)
     except IngestUnavailableError as exc:
