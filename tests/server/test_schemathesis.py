@@ -1,5 +1,6 @@
-"""Property-based fuzzing of every route in ``/openapi.json`` (schemathesis, in process):
-whatever the generated request, valid or not, the server never answers 5xx.
+"""Property-based fuzzing of every route in ``/openapi.json`` (schemathesis, in process),
+on SQLite and on PostgreSQL: whatever the generated request, valid or not, the server never
+answers 5xx. Seeded (``derandomize``) and bounded: ``EXAMPLES`` per operation and mode.
 
 Driven through hypothesis directly (``operation.as_strategy``) rather than schemathesis'
 pytest plugin, whose fixture loader does not support this pytest version.
@@ -22,9 +23,19 @@ from threadline.store.sql import SqlStore
 EXAMPLES = 10  # per operation and mode: 28 operations x 2 modes, a few hundred requests
 
 
-@pytest.fixture(scope="module")
-def operations(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[object]]:
-    store = SqlStore(f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'fuzz.db'}")
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def operations(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[object]]:
+    if request.param == "sqlite":
+        uri = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'fuzz.db'}"
+    else:
+        uri = request.getfixturevalue("postgres_uri").replace(
+            "postgresql://", "postgresql+psycopg://", 1
+        )
+    store = SqlStore(uri)
     app = create_app(ServerSettings(sync_wait_seconds=5.0), store)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     yield [result.ok() for result in schema.get_all_operations()]

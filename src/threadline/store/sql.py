@@ -1104,7 +1104,7 @@ def _sqlite_on_connect(*, wal: bool, synchronous: str) -> Any:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             if wal:
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _enter_wal_mode(cursor)
             cursor.execute(f"PRAGMA synchronous = {synchronous}")
             cursor.execute("PRAGMA foreign_keys = ON")
             # LIKE is case-sensitive, as on PostgreSQL; ILIKE is lower() LIKE lower().
@@ -1113,6 +1113,26 @@ def _sqlite_on_connect(*, wal: bool, synchronous: str) -> Any:
             cursor.close()
 
     return on_connect
+
+
+def _enter_wal_mode(cursor: Any) -> None:
+    """``PRAGMA journal_mode = WAL``, waiting while another process switches the file.
+
+    SQLite answers "database is locked" at once, without its busy handler, when another
+    connection is converting the same new file to WAL (several processes opening a new
+    store together). The mode is kept in the file, so a later try finds it done.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
