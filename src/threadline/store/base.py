@@ -1,7 +1,7 @@
 """The Store interface: one contract for every back end (SQLite, PostgreSQL, a remote server).
 
 Writes arrive as plain rows made by the exporter off the hot path (``TraceRow``, ``SpanRow``);
-reads return entities. ``store/sql.py`` implements this with SQLAlchemy Core.
+reads return entities. ``store/sql/`` implements this with SQLAlchemy Core.
 """
 
 from __future__ import annotations
