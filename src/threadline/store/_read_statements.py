@@ -4,8 +4,8 @@
 ``SELECT`` costs SQLAlchemy about as much as running it on a warm database, so these are
 built at import and reused. ``IN`` lists use expanding bind parameters: one statement
 (and one compiled form in SQLAlchemy's cache) for any number of ids. Each statement
-selects its columns in a fixed order that the row-to-entity code in ``sql.py`` and
-``_stored_span.py`` unpacks by position. Nothing here executes SQL; ``sql.py`` does.
+selects its columns in a fixed order that the row-to-entity code in ``sql/_trace_reads.py`` and
+``_stored_span.py`` unpacks by position. Nothing here executes SQL; ``sql/`` does.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Building an ``INSERT … ON CONFLICT`` with ``excluded`` columns costs SQLAlchem
 than executing it, and ``log_batch`` runs for every exported batch, so ``SqlStore`` builds
 these once and reuses them. ``IN`` lists use expanding bind parameters, so every batch
 size shares one statement (and one compiled form in SQLAlchemy's cache). Nothing here
-executes SQL; ``sql.py`` does.
+executes SQL; ``sql/_trace_writes.py`` does.
 """
 
 from __future__ import annotations

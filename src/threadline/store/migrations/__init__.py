@@ -1,6 +1,6 @@
 """Schema migrations, run programmatically: users never need an ``alembic.ini``.
 
-``sql.py`` decides when to migrate (a cheap version check, then a lock) and calls
+``sql/_engine.py`` decides when to migrate (a cheap version check, then a lock) and calls
 ``upgrade(connection)`` inside its locked transaction; this package only knows how.
 Alembic is imported only when a migration actually has to run.
 
