@@ -58,7 +58,7 @@ def test_outage_then_recovery_every_trace_arrives_exactly_once(tmp_path):
 
     for i in range(100):
         job(i)
-    report = threadline.flush_trace_async_logging()
+    report = threadline.flush_trace_async_logging(timeout=0.5)
     assert report.pending_spans == 300 and report.exported_spans == 0  # waiting, not lost
     flaky.down = False
     report = threadline.flush_trace_async_logging()

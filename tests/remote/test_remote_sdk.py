@@ -287,19 +287,22 @@ def test_a_server_with_auth_needs_the_token(
     with pytest.raises(StoreError, match="THREADLINE_TRACKING_TOKEN") as caught:
         threadline.set_experiment("needs-a-token")
     assert "requires a token" in str(caught.value) and auth_server.url in str(caught.value)
-    assert getattr(caught.value, "retryable", None) is False
-    agent("refused")  # never raises into the traced program; the batch cannot succeed
-    report = threadline.flush_trace_async_logging()
-    assert report.dropped_spans == 2 and report.pending_spans == 0
+    assert getattr(caught.value, "cause", None) == "auth"
+    agent("refused")  # never raises into the traced program; the spans are kept for later
+    report = threadline.flush_trace_async_logging(timeout=0.5)
+    assert report.dropped_spans == 0 and report.pending_spans == 2
 
     monkeypatch.setenv("THREADLINE_TRACKING_TOKEN", "wrong")
     with pytest.raises(StoreError, match="rejected the token"):
         ThreadlineClient().search_experiments()
 
     monkeypatch.setenv("THREADLINE_TRACKING_TOKEN", TOKEN)
+    report = threadline.flush_trace_async_logging(timeout=30)  # the right token: delivered
+    assert report.ok and report.exported_spans == 2
     experiment = threadline.set_experiment(f"with-token-{uuid.uuid4().hex[:8]}")
     agent("accepted")
     assert [len(t.data.spans) for t in _traces(experiment.experiment_id)] == [2]
+    assert [len(t.data.spans) for t in _traces("0", filter_string="trace.name = 'agent'")] == [2]
 
 
 # --- outages -------------------------------------------------------------------------------
@@ -336,11 +339,11 @@ def test_traces_made_while_the_server_is_down_arrive_once_it_is_back(
     with pytest.raises(StoreError, match="threadline server") as caught:
         threadline.get_trace("tr-" + "1" * 32)
     assert outage_server.url in str(caught.value)
-    report = threadline.flush_trace_async_logging()
+    report = threadline.flush_trace_async_logging(timeout=0.5)
     assert report.pending_spans == 40 and report.dropped_spans == 0
 
     outage_server.start()
-    report = threadline.flush_trace_async_logging()
+    report = threadline.flush_trace_async_logging(timeout=60)
     assert report.ok and report.exported_spans == 42
     assert report.destinations["store"].retried == 40
     assert len(_traces(experiment_id)) == 21
@@ -361,8 +364,8 @@ def test_a_long_outage_spools_to_disk_and_replays(
     assert report.spooled_spans == 20 and report.pending_spans == 0 and report.dropped_spans == 0
 
     outage_server.start()
-    report = threadline.flush_trace_async_logging()
-    assert report.replayed_spans == 20 and report.dropped_spans == 0
+    report = threadline.flush_trace_async_logging(timeout=60)
+    assert report.replayed_spans == 20 and report.dropped_spans == 0 and report.ok
     assert _server_span_count(outage_server.folder, experiment_id) == 20
     threadline.flush_trace_async_logging()  # replaying again finds nothing left
     assert _server_span_count(outage_server.folder, experiment_id) == 20
@@ -455,22 +458,24 @@ def test_errors_map_to_threadline_errors(
         (200, {"Content-Type": "text/plain"}, b"hello", False),
     ]
     expected = [
-        (True, 3.0, "slow down"),
-        (True, 1.0, "queue full"),
-        (False, None, "too big"),
-        (True, None, "boom"),
-        (True, None, "bad gateway"),
-        (False, None, "lacks the right"),
+        (True, 3.0, "slow down", "unavailable"),
+        (True, 1.0, "queue full", "unavailable"),
+        (False, None, "too big", "refused"),
+        (True, None, "boom", "unavailable"),
+        (True, None, "bad gateway", "unavailable"),
+        (True, None, "lacks the right", "auth"),  # a token can be fixed: the spans are kept
     ]
-    for retryable, retry_after, text in expected:
+    for retryable, retry_after, text, cause in expected:
         with pytest.raises(RemoteStoreError, match=text) as caught:
             store.search_experiments()
         assert caught.value.retryable is retryable
         assert caught.value.retry_after == retry_after
+        assert caught.value.cause == cause
     with pytest.raises(ResourceAlreadyExistsError, match="exists"):
         store.create_experiment("taken")
-    with pytest.raises(StoreError, match="not JSON"):
+    with pytest.raises(RemoteStoreError, match="not JSON") as not_json:
         store.search_experiments()
+    assert not_json.value.retryable and not_json.value.cause == "not-threadline"
     monkeypatch.setenv("THREADLINE_TRACKING_TOKEN", "abc")
     handler.script = [(200, {}, b'{"experiments": [], "next_page_token": null}', False)]
     assert store.search_experiments() == ([], None)
