@@ -276,3 +276,44 @@ def test_a_span_ended_while_this_thread_is_writing_does_not_deadlock(db):
     report = threadline.flush_trace_async_logging()
     assert ended_inside and report.exported_traces == 2
     assert _rows(db, "select count(*) from traces where state = 'OK'") == [(2,)]
+
+
+def test_a_hanging_collector_never_blocks_traced_calls_or_reads(db, monkeypatch):
+    from tests.remote._fault_proxy import FaultProxy
+
+    hanging = FaultProxy(upstream_port=1)  # accepts, reads, never answers
+    hanging.set_mode("hang")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"{hanging.url}/v1/traces")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+    monkeypatch.setenv("THREADLINE_SYNC_EXPORT_TIMEOUT_SECONDS", "1")
+    monkeypatch.setenv("THREADLINE_EXIT_FLUSH_TIMEOUT", "0")
+    RT.pipeline = None
+
+    @threadline.trace
+    def f(i):
+        return i
+
+    try:
+        waits = []
+        for i in range(5):
+            started = time.monotonic()
+            assert f(i) == i
+            waits.append(time.monotonic() - started)
+        started = time.monotonic()
+        found = threadline.search_traces(return_type="list")  # flushes first, within the bound
+        waits.append(time.monotonic() - started)
+        assert len(found) == 5
+        assert max(waits) < 1 + 5, f"waited {[round(w, 2) for w in waits]} s (bound 1 s)"
+        report = get_pipeline().report()
+        assert report.destinations["store"].exported == 5
+        assert report.destinations["otlp"].exported == report.dropped_spans == 0
+    finally:
+        hanging.stop()
+
+
+def test_flush_timeout_must_be_seconds():
+    with pytest.raises(threadline.errors.InvalidArgumentError, match="terminate=True"):
+        threadline.flush_trace_async_logging(True)
+    with pytest.raises(threadline.errors.InvalidArgumentError, match="0 or more"):
+        threadline.flush_trace_async_logging(timeout=-1)
+    assert threadline.flush_trace_async_logging(timeout=0).ok

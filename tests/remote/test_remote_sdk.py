@@ -33,9 +33,12 @@ from threadline.errors import (
     ResourceNotFoundError,
     StoreError,
 )
+from threadline.export._channel import Channel
+from threadline.export._destination import StoreDestination
 from threadline.store import Store, get_store
 from threadline.store._rest_http import RemoteStoreError
-from threadline.store.rest import RestStore
+from threadline.store.rest import BatchRefused, RestStore
+from threadline.testing import capture_traces
 
 
 @threadline.trace(span_type=SpanType.TOOL)
@@ -387,6 +390,32 @@ def test_oversized_batches_are_split_and_an_oversized_span_is_dropped(tmp_path: 
         report = threadline.flush_trace_async_logging()
         assert report.dropped_spans == 1 and report.pending_spans == 0
         assert any("413" in reason for reason in report.reasons)
+    finally:
+        process.stop()
+
+
+def test_a_refused_span_is_isolated_and_the_rest_of_its_batch_written(tmp_path: Path) -> None:
+    limit = {"THREADLINE_SERVER_MAX_PAYLOAD_BYTES": str(16 * 1024)}
+    process = server_on_sqlite(tmp_path, env=limit).start()
+    try:
+        with capture_traces() as captured:
+            for i in range(6):
+                search_tool(uuid.uuid4().hex * 2000 if i == 3 else f"small {i}")  # one of 64 KB
+        traces, spans = list(captured.trace_rows.values()), list(captured.span_rows.values())
+        big = [s for s in spans if len(s.inputs_json) > 16 * 1024]
+        store = RestStore(process.url)
+        with pytest.raises(BatchRefused, match="413") as refused:
+            store.log_batch(traces, spans)
+        store.close()
+        assert refused.value.refused == ([], big)
+        assert _server_span_count(tmp_path, "0") == 5  # the other spans of that one batch
+
+        channel = Channel(StoreDestination(process.url), None, 10_000, 60.0)
+        channel.deliver(traces, spans)  # again: upserts, so nothing is stored twice
+        assert (channel.stats.exported, channel.stats.dropped, channel.backlog_spans) == (5, 1, 0)
+        (reason,) = [r for r in channel.stats.reasons if r.startswith("dropped: refused")]
+        assert reason.startswith("dropped: refused by the server: 413: Span 'search_tool'")
+        assert _server_span_count(tmp_path, "0") == 5
     finally:
         process.stop()
 

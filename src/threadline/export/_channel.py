@@ -30,6 +30,7 @@ from threadline.tracing import _safety
 _BACKOFF_START_S = 0.5
 _BACKOFF_MAX_S = 30.0
 _REASON_CHARS = 200
+_MERGE_ROWS = 2000  # small waiting batches are merged up to this many rows (fewer requests)
 
 
 @dataclass
@@ -211,8 +212,16 @@ class Channel:
         if self.backlog_spans + len(item.spans) > self.max_backlog_spans:
             self._to_spool(item, "backlog full")
             return
-        self.backlog.append(item)
         self.backlog_spans += len(item.spans)
+        last = self.backlog[-1] if self.backlog else None
+        rows = len(item.traces) + len(item.spans)
+        if last and last.target == item.target and _rows(last) + rows <= _MERGE_ROWS:
+            # One retry (and one spool file) for many small batches: sync mode defers one
+            # per trace. New lists: a batch's lists are shared with the other channels.
+            last.traces = last.traces + item.traces
+            last.spans = last.spans + item.spans
+            return
+        self.backlog.append(item)
 
     def _spool_expired(self, now: float) -> None:
         while self.backlog and now - self.backlog[0].since > self.retry_timeout_s:
@@ -228,6 +237,11 @@ class Channel:
         try:
             self.spool.put(self.name, item.target, item.traces, item.spans)
         except SpoolFull as exc:
+            halves = _halves(item)
+            if halves is not None:  # what fits is kept: merged batches can be large
+                for half in halves:
+                    self._to_spool(half, why)
+                return
             self._drop(count, f"{why}, spool full")
             _safety.log_once("spool-full", f"threadline: {exc}; traces were dropped.")
             return
@@ -246,3 +260,27 @@ class Channel:
             f"threadline: {count} spans could not be exported and were dropped ({reason}). "
             f"{self.stats.dropped} dropped so far.",
         )
+
+
+def _rows(item: _Deferred) -> int:
+    return len(item.traces) + len(item.spans)
+
+
+def _halves(item: _Deferred) -> tuple[_Deferred, _Deferred] | None:
+    """The batch in two, by trace (each trace's rows stay together); ``None`` for one trace."""
+    ids = list(
+        dict.fromkeys([*(t.trace_id for t in item.traces), *(s.trace_id for s in item.spans)])
+    )
+    if len(ids) < 2:
+        return None
+    first = set(ids[: len(ids) // 2])
+    parts = [
+        _Deferred(
+            [t for t in item.traces if (t.trace_id in first) == side],
+            [s for s in item.spans if (s.trace_id in first) == side],
+            item.since,
+            item.target,
+        )
+        for side in (True, False)
+    ]
+    return parts[0], parts[1]

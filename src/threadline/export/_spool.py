@@ -123,21 +123,27 @@ class Spool:
         if not self.folder.is_dir():
             return
         for path in sorted(self.folder.iterdir()):
-            name = path.name
-            claimed = name.endswith(_CLAIM)
-            if claimed:
-                name = name.rsplit(".", 2)[0]
-            if not name.endswith(_SUFFIX):
-                continue
-            try:
-                size = path.stat().st_size
-                spans = _spans_in_name(name)
-                if spans is None:  # written before names carried the count
-                    spans = len(self.load(path)[3])
-            except (OSError, ValueError, KeyError, TypeError):  # replayed meanwhile, or broken
-                continue
-            parts = name[: -len(_SUFFIX)].split("-")
-            yield SpoolEntry(path, parts[-1], int(parts[0]), spans, size, claimed)
+            entry = self.entry(path)
+            if entry is not None:
+                yield entry
+
+    def entry(self, path: Path) -> SpoolEntry | None:
+        """What a batch file holds (``None``: not a batch file, or gone meanwhile)."""
+        name = path.name
+        claimed = name.endswith(_CLAIM)
+        if claimed:
+            name = name.rsplit(".", 2)[0]
+        if not name.endswith(_SUFFIX):
+            return None
+        try:
+            size = path.stat().st_size
+            spans = _spans_in_name(name)
+            if spans is None:  # written before names carried the count
+                spans = len(self.load(path)[3])
+        except (OSError, ValueError, KeyError, TypeError):  # replayed meanwhile, or broken
+            return None
+        parts = name[: -len(_SUFFIX)].split("-")
+        return SpoolEntry(path, parts[-1], int(parts[0]), spans, size, claimed)
 
     def backlogs(self, keys: set[str] | None = None) -> list[DestinationBacklog]:
         """What waits per destination (for the given destination keys), oldest first."""

@@ -299,6 +299,7 @@ def error_for(
     mapped = _client_error(status, message, error, url)
     setattr(mapped, "retryable", False)  # noqa: B010  # read by the export pipeline's channel
     setattr(mapped, "status", status)  # noqa: B010
+    setattr(mapped, "server_message", message)  # noqa: B010  # the reason, without the URL
     return mapped
 
 

@@ -109,7 +109,7 @@ class RestStore:
                 return
             refused[0].extend(traces)
             refused[1].extend(spans)
-            reason = f"{status}: {exc}"[:_REASON_CHARS]
+            reason = f"{status}: {getattr(exc, 'server_message', exc)}"[:_REASON_CHARS]
             reasons[reason] = reasons.get(reason, 0) + len(spans)
 
     def _send_in_parts(
