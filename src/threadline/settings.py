@@ -243,7 +243,7 @@ SPOOL_DIR: Setting[str | None] = Setting(
     _parse_str,
     None,
     "Folder where traces that could not be exported wait to be replayed (also by the next "
-    "process). Default: threadline-spool in the user's cache folder.",
+    "process, or `threadline spool replay`). Default: ~/.cache/threadline/spool.",
 )
 SPOOL_MAX_BYTES: Setting[int] = Setting(
     "THREADLINE_SPOOL_MAX_BYTES",

@@ -109,10 +109,6 @@ class ExportPipeline:
         return self._async
 
     @property
-    def channels(self) -> tuple[Channel, ...]:
-        return tuple(self._channels)
-
-    @property
     def _destination(self) -> Destination:
         return self._channels[0].destination
 
@@ -168,9 +164,11 @@ class ExportPipeline:
         return self.report()
 
     def flush_for_read(self) -> None:
-        """Read-your-writes, bounded by the caller timeout: write what is queued and retry
-        the backlog once; past the bound the read goes ahead (and fails on its own)."""
-        self._attempt(time.monotonic() + self.caller_timeout, replay=False)
+        """Read-your-writes: write what is queued (as long as writes succeed) and retry the
+        backlog once, each within the caller bound; a destination that fails or does not
+        answer in time is left to the worker, and the read goes ahead (or fails) on its own."""
+        bound = self.caller_timeout
+        self._attempt(time.monotonic() + bound, replay=False, renew=bound)
 
     def flush_until_delivered(self, timeout: float) -> FlushReport:
         """Retry (with back-off) until everything queued, retried and spooled for this
@@ -224,17 +222,25 @@ class ExportPipeline:
             return True
         return spool and bool(self._spooled())
 
-    def _attempt(self, deadline: float, *, retry: bool = True, replay: bool = True) -> None:
+    def _attempt(
+        self, deadline: float, *, retry: bool = True, replay: bool = True, renew: float = 0.0
+    ) -> None:
         """Write the queue, then retry backlogs and replay the spool (if asked), all by
         ``deadline``: its network calls end by then. A destination that is failing gets
-        new batches queued behind its backlog, untried."""
+        new batches queued behind its backlog, untried. With ``renew``, each batch that
+        no destination failed on grants ``renew`` more seconds (reads: a long healthy
+        queue is written whole, a destination that stops answering costs one bound)."""
         if not self._acquire(deadline):
             self._wake.set()  # the worker writes them
             return
         try:
-            with within(deadline):
-                while self._queue and time.monotonic() < deadline:
+            while self._queue and time.monotonic() < deadline:
+                failing = [c.failing for c in self._channels] if renew else None
+                with within(deadline):
                     self._write_locked(_BATCH_ITEMS)
+                if renew and failing == [c.failing for c in self._channels]:
+                    deadline = max(deadline, time.monotonic() + renew)
+            with within(deadline):
                 for channel in self._channels if retry else ():
                     if time.monotonic() < deadline:
                         channel.retry(force=True)
