@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -317,3 +318,24 @@ def test_flush_timeout_must_be_seconds():
     with pytest.raises(threadline.errors.InvalidArgumentError, match="0 or more"):
         threadline.flush_trace_async_logging(timeout=-1)
     assert threadline.flush_trace_async_logging(timeout=0).ok
+
+
+def test_a_read_writes_a_long_healthy_queue_whole(db, monkeypatch):
+    """The read's bound is for a destination that fails or hangs, not for a long queue."""
+    monkeypatch.setenv("THREADLINE_SYNC_EXPORT_TIMEOUT_SECONDS", "0.001")
+    RT.pipeline = None
+    threadline.config.enable_async_logging()
+    pipeline = get_pipeline()
+    idle = threading.Thread(target=lambda: None)  # stands in for a worker busy elsewhere
+    idle.start()
+    idle.join()
+    pipeline._worker = idle
+
+    @threadline.trace
+    def f(i):
+        return i
+
+    for i in range(3000):
+        f(i)
+    assert pipeline.pending() == 6000  # trace starts and ends: three batches to write
+    assert len(threadline.search_traces(max_results=5000, return_type="list")) == 3000
