@@ -50,7 +50,10 @@ def flush_all(why: str) -> None:
             _safety.log_once("export-exit", f"threadline: flush at {why} failed: {exc}", exc)
             continue
         if notice is not None and sys.stderr is not None:
-            print(notice, file=sys.stderr, flush=True)
+            try:
+                print(notice, file=sys.stderr, flush=True)
+            except (OSError, ValueError):  # stderr closed: the spool is still there
+                pass
 
 
 def exit_notice(pipeline: ExportPipeline) -> str | None:
