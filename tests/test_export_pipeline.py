@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -207,7 +208,8 @@ def test_store_failures_are_logged_once_retried_and_never_raised(caplog, monkeyp
     assert report.reasons["broken: dropped: retry timeout, no spool"] == 20
 
 
-def test_unreachable_postgres_never_breaks_the_program(caplog):
+def test_unreachable_postgres_never_breaks_the_program(caplog, monkeypatch):
+    monkeypatch.setenv("THREADLINE_EXIT_FLUSH_TIMEOUT", "0")  # the teardown spools at once
     threadline.set_tracking_uri("postgresql://nobody@127.0.0.1:1/none")
 
     @threadline.trace
@@ -217,7 +219,8 @@ def test_unreachable_postgres_never_breaks_the_program(caplog):
     with caplog.at_level(logging.WARNING, logger="threadline"):
         assert f() == "still works"
     assert "could not write traces" in caplog.text
-    assert threadline.flush_trace_async_logging().pending_spans == 1  # waiting for a retry
+    report = threadline.flush_trace_async_logging(timeout=0.5)
+    assert report.pending_spans == 1 and report.dropped_spans == 0  # waiting for a retry
 
 
 def test_postgres_end_to_end(postgres_uri):
@@ -274,3 +277,65 @@ def test_a_span_ended_while_this_thread_is_writing_does_not_deadlock(db):
     report = threadline.flush_trace_async_logging()
     assert ended_inside and report.exported_traces == 2
     assert _rows(db, "select count(*) from traces where state = 'OK'") == [(2,)]
+
+
+def test_a_hanging_collector_never_blocks_traced_calls_or_reads(db, monkeypatch):
+    from tests.remote._fault_proxy import FaultProxy
+
+    hanging = FaultProxy(upstream_port=1)  # accepts, reads, never answers
+    hanging.set_mode("hang")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"{hanging.url}/v1/traces")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+    monkeypatch.setenv("THREADLINE_SYNC_EXPORT_TIMEOUT_SECONDS", "1")
+    monkeypatch.setenv("THREADLINE_EXIT_FLUSH_TIMEOUT", "0")
+    RT.pipeline = None
+
+    @threadline.trace
+    def f(i):
+        return i
+
+    try:
+        waits = []
+        for i in range(5):
+            started = time.monotonic()
+            assert f(i) == i
+            waits.append(time.monotonic() - started)
+        started = time.monotonic()
+        found = threadline.search_traces(return_type="list")  # flushes first, within the bound
+        waits.append(time.monotonic() - started)
+        assert len(found) == 5
+        assert max(waits) < 1 + 5, f"waited {[round(w, 2) for w in waits]} s (bound 1 s)"
+        report = get_pipeline().report()
+        assert report.destinations["store"].exported == 5
+        assert report.destinations["otlp"].exported == report.dropped_spans == 0
+    finally:
+        hanging.stop()
+
+
+def test_flush_timeout_must_be_seconds():
+    with pytest.raises(threadline.errors.InvalidArgumentError, match="terminate=True"):
+        threadline.flush_trace_async_logging(True)
+    with pytest.raises(threadline.errors.InvalidArgumentError, match="0 or more"):
+        threadline.flush_trace_async_logging(timeout=-1)
+    assert threadline.flush_trace_async_logging(timeout=0).ok
+
+
+def test_a_read_writes_a_long_healthy_queue_whole(db, monkeypatch):
+    """The read's bound is for a destination that fails or hangs, not for a long queue."""
+    monkeypatch.setenv("THREADLINE_SYNC_EXPORT_TIMEOUT_SECONDS", "0.001")
+    RT.pipeline = None
+    threadline.config.enable_async_logging()
+    pipeline = get_pipeline()
+    idle = threading.Thread(target=lambda: None)  # stands in for a worker busy elsewhere
+    idle.start()
+    idle.join()
+    pipeline._worker = idle
+
+    @threadline.trace
+    def f(i):
+        return i
+
+    for i in range(3000):
+        f(i)
+    assert pipeline.pending() == 6000  # trace starts and ends: three batches to write
+    assert len(threadline.search_traces(max_results=5000, return_type="list")) == 3000

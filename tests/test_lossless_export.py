@@ -13,6 +13,8 @@ import textwrap
 import threading
 import time
 
+import pytest
+
 import threadline
 from threadline.entities.trace_location import ExperimentLocation
 from threadline.export._destination import StoreDestination
@@ -58,7 +60,7 @@ def test_outage_then_recovery_every_trace_arrives_exactly_once(tmp_path):
 
     for i in range(100):
         job(i)
-    report = threadline.flush_trace_async_logging()
+    report = threadline.flush_trace_async_logging(timeout=0.5)
     assert report.pending_spans == 300 and report.exported_spans == 0  # waiting, not lost
     flaky.down = False
     report = threadline.flush_trace_async_logging()
@@ -291,3 +293,72 @@ def test_threads_and_tasks_with_context_local_destinations_never_mix(captured):
             if span.name == "leaf" and span.outputs != owner:
                 errors.append(f"span of {span.outputs} in trace of {owner}")
     assert errors == []
+
+
+EXITING = textwrap.dedent(
+    """
+    import os, signal, sys, threading, time, threadline
+    threadline.set_tracking_uri(sys.argv[1])
+
+    @threadline.trace
+    def job(i):
+        return i
+
+    for i in range(30):
+        job(i)  # sync mode: every write fails (the folder is missing), the spans wait
+    if sys.argv[2] == "back-during-exit":
+        def back():  # a daemon thread keeps running while the exit flush retries
+            time.sleep(1.0)
+            os.mkdir(os.path.dirname(sys.argv[1][len("sqlite:///"):]))
+        threading.Thread(target=back, daemon=True).start()
+    if sys.argv[2] == "sigterm":
+        os.kill(os.getpid(), signal.SIGTERM)
+    """
+)
+
+
+def _exit_run(tmp_path, db, how, exit_timeout):
+    env = {
+        **os.environ,
+        "THREADLINE_SPOOL_DIR": str(tmp_path / "spool"),
+        "THREADLINE_EXIT_FLUSH_TIMEOUT": exit_timeout,
+    }
+    return subprocess.run(
+        [sys.executable, "-c", EXITING, f"sqlite:///{db}", how],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_exit_keeps_retrying_until_the_destination_answers(tmp_path):
+    db = tmp_path / "back" / "traces.db"
+    run = _exit_run(tmp_path, db, "back-during-exit", "60")
+    assert run.returncode == 0, run.stderr
+    assert _count(db, "select count(*) from traces where state = 'OK'") == 30
+    assert "threadline spool replay" not in run.stderr  # nothing left for the spool
+
+
+@pytest.mark.parametrize("how", ["exit", "sigterm"])
+def test_past_the_exit_timeout_one_line_says_how_to_replay(tmp_path, how):
+    db = tmp_path / "missing" / "traces.db"
+    run = _exit_run(tmp_path, db, how, "0.5")
+    assert run.returncode == (-signal.SIGTERM if how == "sigterm" else 0), run.stderr
+    notices = [line for line in run.stderr.splitlines() if "spool replay" in line]
+    spool = tmp_path / "spool"
+    command = f"threadline spool replay --tracking-uri sqlite:///{db} --spool-dir {spool}"
+    assert notices == [
+        f"threadline: 30 spans for sqlite:///{db} were not delivered within "
+        f"THREADLINE_EXIT_FLUSH_TIMEOUT=0.5 s and wait in the spool {spool}; "
+        f"replay them with: {command}"
+    ], run.stderr
+    db.parent.mkdir()
+    replay = subprocess.run(
+        [sys.executable, "-m", "threadline.cli", *command.split()[1:]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert _count(db, "select count(*) from traces where state = 'OK'") == 30

@@ -1,4 +1,5 @@
-"""The ``threadline`` command: read, tag and delete traces; list and create experiments.
+"""The ``threadline`` command: read, tag and delete traces; list and create experiments;
+see and replay the export spool (``_cli_spool.py``).
 
 Every command takes ``--tracking-uri`` (default: the SDK's tracking URI, that is
 ``THREADLINE_TRACKING_URI`` or ``sqlite:///threadline.db`` in the current directory).
@@ -125,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_traces_commands(groups)
     _add_experiments_commands(groups)
     _add_server_commands(groups)
+    _add_spool_commands(groups)
     return parser
 
 
@@ -221,6 +223,12 @@ def _add_server_commands(groups: Any) -> None:
     from threadline.server.main import add_server_command  # FastAPI loads only when it runs
 
     add_server_command(groups)
+
+
+def _add_spool_commands(groups: Any) -> None:
+    from threadline._cli_spool import add_spool_commands
+
+    add_spool_commands(groups)
 
 
 def _tracking_uri(text: str) -> str:

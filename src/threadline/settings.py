@@ -55,6 +55,13 @@ def _parse_positive_float(text: str) -> float:
     return value
 
 
+def _parse_non_negative_float(text: str) -> float:
+    value = float(text.strip())
+    if not value >= 0:
+        raise ValueError("expected a number of seconds, 0 or more")
+    return value
+
+
 def _parse_ratio(text: str) -> float:
     value = float(text.strip())
     if not 0.0 <= value <= 1.0:
@@ -187,7 +194,23 @@ ASYNC_RETRY_TIMEOUT: Setting[float] = Setting(
     "THREADLINE_ASYNC_TRACE_LOGGING_RETRY_TIMEOUT",
     _parse_positive_float,
     500.0,
-    "Seconds to keep retrying a failed export before the batch is counted as dropped.",
+    "Seconds to keep retrying a failed export in memory before the batch goes to the spool; "
+    "also how long flush_trace_async_logging() waits by default.",
+)
+EXIT_FLUSH_TIMEOUT: Setting[float] = Setting(
+    "THREADLINE_EXIT_FLUSH_TIMEOUT",
+    _parse_non_negative_float,
+    10.0,
+    "Seconds the export keeps retrying at interpreter exit and on SIGTERM before what is "
+    "still undelivered goes to the spool (then one line on stderr says how to replay it).",
+)
+SYNC_EXPORT_TIMEOUT: Setting[float] = Setting(
+    "THREADLINE_SYNC_EXPORT_TIMEOUT_SECONDS",
+    _parse_positive_float,
+    3.0,
+    "Longest time a traced call (sync mode) or a read's flush waits for tracing export on "
+    "its own thread; past it that destination is written in the background (retried, then "
+    "spooled) until it answers again.",
 )
 MAX_PAYLOAD_CHARS: Setting[int] = Setting(
     "THREADLINE_MAX_PAYLOAD_CHARS",
@@ -234,7 +257,7 @@ SPOOL_DIR: Setting[str | None] = Setting(
     _parse_str,
     None,
     "Folder where traces that could not be exported wait to be replayed (also by the next "
-    "process). Default: threadline-spool in the user's cache folder.",
+    "process, or `threadline spool replay`). Default: ~/.cache/threadline/spool.",
 )
 SPOOL_MAX_BYTES: Setting[int] = Setting(
     "THREADLINE_SPOOL_MAX_BYTES",
@@ -366,6 +389,8 @@ ALL_SETTINGS: tuple[Setting[Any], ...] = (
     ASYNC_MAX_WORKERS,
     ASYNC_MAX_QUEUE_SIZE,
     ASYNC_RETRY_TIMEOUT,
+    EXIT_FLUSH_TIMEOUT,
+    SYNC_EXPORT_TIMEOUT,
     MAX_PAYLOAD_CHARS,
     SQLITE_SYNCHRONOUS,
     TRACE_TIMEOUT_SECONDS,

@@ -699,3 +699,18 @@ def test_collector_rejecting_a_batch_drops_it_with_a_reason(receiver, monkeypatc
     report = threadline.flush_trace_async_logging()
     assert report.dropped_spans == 1 and report.pending_spans == 0
     assert any("rejected" in reason for reason in report.reasons)
+
+
+def test_collector_refusing_the_token_keeps_the_spans_until_it_accepts(receiver, monkeypatch):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+    monkeypatch.setenv("THREADLINE_OTLP_EXPORT_ONLY", "true")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+    receiver.status = 401
+    receiver.response_body = b"bad token"
+    _traced_job()
+    report = threadline.flush_trace_async_logging(timeout=0.3)
+    assert report.dropped_spans == 0 and report.pending_spans == 1
+    receiver.status = 200
+    receiver.response_body = b"{}"
+    report = threadline.flush_trace_async_logging(timeout=30)
+    assert report.ok and report.destinations["otlp"].exported == 1

@@ -33,9 +33,12 @@ from threadline.errors import (
     ResourceNotFoundError,
     StoreError,
 )
+from threadline.export._channel import Channel
+from threadline.export._destination import StoreDestination
 from threadline.store import Store, get_store
 from threadline.store._rest_http import RemoteStoreError
-from threadline.store.rest import RestStore
+from threadline.store.rest import BatchRefused, RestStore
+from threadline.testing import capture_traces
 
 
 @threadline.trace(span_type=SpanType.TOOL)
@@ -287,19 +290,22 @@ def test_a_server_with_auth_needs_the_token(
     with pytest.raises(StoreError, match="THREADLINE_TRACKING_TOKEN") as caught:
         threadline.set_experiment("needs-a-token")
     assert "requires a token" in str(caught.value) and auth_server.url in str(caught.value)
-    assert getattr(caught.value, "retryable", None) is False
-    agent("refused")  # never raises into the traced program; the batch cannot succeed
-    report = threadline.flush_trace_async_logging()
-    assert report.dropped_spans == 2 and report.pending_spans == 0
+    assert getattr(caught.value, "cause", None) == "auth"
+    agent("refused")  # never raises into the traced program; the spans are kept for later
+    report = threadline.flush_trace_async_logging(timeout=0.5)
+    assert report.dropped_spans == 0 and report.pending_spans == 2
 
     monkeypatch.setenv("THREADLINE_TRACKING_TOKEN", "wrong")
     with pytest.raises(StoreError, match="rejected the token"):
         ThreadlineClient().search_experiments()
 
     monkeypatch.setenv("THREADLINE_TRACKING_TOKEN", TOKEN)
+    report = threadline.flush_trace_async_logging(timeout=30)  # the right token: delivered
+    assert report.ok and report.exported_spans == 2
     experiment = threadline.set_experiment(f"with-token-{uuid.uuid4().hex[:8]}")
     agent("accepted")
     assert [len(t.data.spans) for t in _traces(experiment.experiment_id)] == [2]
+    assert [len(t.data.spans) for t in _traces("0", filter_string="trace.name = 'agent'")] == [2]
 
 
 # --- outages -------------------------------------------------------------------------------
@@ -336,11 +342,11 @@ def test_traces_made_while_the_server_is_down_arrive_once_it_is_back(
     with pytest.raises(StoreError, match="threadline server") as caught:
         threadline.get_trace("tr-" + "1" * 32)
     assert outage_server.url in str(caught.value)
-    report = threadline.flush_trace_async_logging()
+    report = threadline.flush_trace_async_logging(timeout=0.5)
     assert report.pending_spans == 40 and report.dropped_spans == 0
 
     outage_server.start()
-    report = threadline.flush_trace_async_logging()
+    report = threadline.flush_trace_async_logging(timeout=60)
     assert report.ok and report.exported_spans == 42
     assert report.destinations["store"].retried == 40
     assert len(_traces(experiment_id)) == 21
@@ -361,8 +367,8 @@ def test_a_long_outage_spools_to_disk_and_replays(
     assert report.spooled_spans == 20 and report.pending_spans == 0 and report.dropped_spans == 0
 
     outage_server.start()
-    report = threadline.flush_trace_async_logging()
-    assert report.replayed_spans == 20 and report.dropped_spans == 0
+    report = threadline.flush_trace_async_logging(timeout=60)
+    assert report.replayed_spans == 20 and report.dropped_spans == 0 and report.ok
     assert _server_span_count(outage_server.folder, experiment_id) == 20
     threadline.flush_trace_async_logging()  # replaying again finds nothing left
     assert _server_span_count(outage_server.folder, experiment_id) == 20
@@ -384,6 +390,32 @@ def test_oversized_batches_are_split_and_an_oversized_span_is_dropped(tmp_path: 
         report = threadline.flush_trace_async_logging()
         assert report.dropped_spans == 1 and report.pending_spans == 0
         assert any("413" in reason for reason in report.reasons)
+    finally:
+        process.stop()
+
+
+def test_a_refused_span_is_isolated_and_the_rest_of_its_batch_written(tmp_path: Path) -> None:
+    limit = {"THREADLINE_SERVER_MAX_PAYLOAD_BYTES": str(16 * 1024)}
+    process = server_on_sqlite(tmp_path, env=limit).start()
+    try:
+        with capture_traces() as captured:
+            for i in range(6):
+                search_tool(uuid.uuid4().hex * 2000 if i == 3 else f"small {i}")  # one of 64 KB
+        traces, spans = list(captured.trace_rows.values()), list(captured.span_rows.values())
+        big = [s for s in spans if len(s.inputs_json) > 16 * 1024]
+        store = RestStore(process.url)
+        with pytest.raises(BatchRefused, match="413") as refused:
+            store.log_batch(traces, spans)
+        store.close()
+        assert refused.value.refused == ([], big)
+        assert _server_span_count(tmp_path, "0") == 5  # the other spans of that one batch
+
+        channel = Channel(StoreDestination(process.url), None, 10_000, 60.0)
+        channel.deliver(traces, spans)  # again: upserts, so nothing is stored twice
+        assert (channel.stats.exported, channel.stats.dropped, channel.backlog_spans) == (5, 1, 0)
+        (reason,) = [r for r in channel.stats.reasons if r.startswith("dropped: refused")]
+        assert reason.startswith("dropped: refused by the server: 413: Span 'search_tool'")
+        assert _server_span_count(tmp_path, "0") == 5
     finally:
         process.stop()
 
@@ -455,22 +487,24 @@ def test_errors_map_to_threadline_errors(
         (200, {"Content-Type": "text/plain"}, b"hello", False),
     ]
     expected = [
-        (True, 3.0, "slow down"),
-        (True, 1.0, "queue full"),
-        (False, None, "too big"),
-        (True, None, "boom"),
-        (True, None, "bad gateway"),
-        (False, None, "lacks the right"),
+        (True, 3.0, "slow down", "unavailable"),
+        (True, 1.0, "queue full", "unavailable"),
+        (False, None, "too big", "refused"),
+        (True, None, "boom", "unavailable"),
+        (True, None, "bad gateway", "unavailable"),
+        (True, None, "lacks the right", "auth"),  # a token can be fixed: the spans are kept
     ]
-    for retryable, retry_after, text in expected:
+    for retryable, retry_after, text, cause in expected:
         with pytest.raises(RemoteStoreError, match=text) as caught:
             store.search_experiments()
         assert caught.value.retryable is retryable
         assert caught.value.retry_after == retry_after
+        assert caught.value.cause == cause
     with pytest.raises(ResourceAlreadyExistsError, match="exists"):
         store.create_experiment("taken")
-    with pytest.raises(StoreError, match="not JSON"):
+    with pytest.raises(RemoteStoreError, match="not JSON") as not_json:
         store.search_experiments()
+    assert not_json.value.retryable and not_json.value.cause == "not-threadline"
     monkeypatch.setenv("THREADLINE_TRACKING_TOKEN", "abc")
     handler.script = [(200, {}, b'{"experiments": [], "next_page_token": null}', False)]
     assert store.search_experiments() == ([], None)

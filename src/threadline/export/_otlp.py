@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from threadline import settings
 from threadline.entities.keys import TRACE_ID_PREFIX, SpanAttributeKey, TraceMetadataKey
 from threadline.errors import InvalidArgumentError, ThreadlineError
+from threadline.store._call_deadline import timeout_for
 from threadline.store.base import SpanRow, TraceRow
 
 PROTOBUF = "http/protobuf"
@@ -37,7 +38,11 @@ JSON_MIME = "application/json"
 
 _INSTALL_HINT = "pip install 'threadline[otel]'"
 _ERROR_BODY_CHARS = 500
-_RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})  # as the OTLP/HTTP spec lists them
+# As the OTLP/HTTP spec lists them, plus answers that a configuration fix (a token, the
+# endpoint's URL) turns into a success: the spans are kept rather than dropped.
+_RETRYABLE_STATUSES = frozenset(
+    {408, 429, 500, 502, 503, 504, 401, 403, 404, 301, 302, 303, 307, 308}
+)
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
 _EXPERIMENT_CACHE_SIZE = 10_000  # traces whose experiment is remembered across batches
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -523,7 +528,8 @@ class OtlpDestination:
         for key, value in (*self.headers.items(), *content_headers.items()):
             request.add_header(key, value)  # later wins: the content headers are ours
         try:
-            with self._opener.open(request, timeout=self.timeout) as response:
+            timeout = timeout_for(self.timeout)  # shorter on a traced call's thread
+            with self._opener.open(request, timeout=timeout) as response:
                 response.read()
         except urllib.error.HTTPError as exc:
             raise _status_error(self._shown_url, exc) from None

@@ -5,14 +5,19 @@ Standard library only (``http.client``, not ``urllib.request``: the latter opens
 connection per request). Connections are pooled, not kept per thread, so a thread that
 ends leaves no socket for the garbage collector; an idle connection is dropped before the
 server's keep-alive timeout would close it, and a request that fails on a connection the
-server closed anyway (that race, before any answer) is sent once more on a fresh one.
+server closed anyway (that race, before any answer) is sent once more on a fresh one. A
+call made under a thread deadline (``_call_deadline.within``: the export pipeline writing
+on the traced program's thread) shortens its socket timeout to the time left.
 
 Error mapping: 400 → ``InvalidArgumentError`` (``FilterSyntaxError`` for a bad filter or
-order_by), 404 → ``ResourceNotFoundError``, 409 → ``ResourceAlreadyExistsError``; 401/403,
-413 and other 4xx → ``StoreError``. 4xx errors carry ``retryable = False`` (sending again
-cannot succeed: the export pipeline drops such a batch at once); 408, 429 and 5xx are
-retryable ``StoreError``s with ``retry_after`` from the ``Retry-After`` header when given,
-as are network failures and timeouts.
+order_by), 404 → ``ResourceNotFoundError``, 409 → ``ResourceAlreadyExistsError``, 413 and
+other 4xx → ``StoreError``: the server refused the request itself, ``retryable = False``.
+Everything else is a ``RemoteStoreError`` with ``retryable = True`` (sending the same data
+again may work) and a ``cause`` the export pipeline logs once: ``unreachable`` (network
+failures, timeouts), ``unavailable`` (408, 429, 5xx; ``retry_after`` from the
+``Retry-After`` header), ``auth`` (401/403: the token can be fixed) and ``not-threadline``
+(a redirect, an answer that is not JSON, a 400/404 without threadline's error body: the
+tracking URI points at something else, e.g. a proxy's page).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from threadline.errors import (
     StoreError,
     ThreadlineError,
 )
+from threadline.store._call_deadline import DeadlinePassed, timeout_for
 
 if TYPE_CHECKING:
     import ssl
@@ -49,10 +55,12 @@ MAX_IDLE_CONNECTIONS = 8
 _STALE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 _FILTER_ERROR = re.compile(r"^Invalid (?:filter|order_by) .* at position (\d+)$", re.DOTALL)
 _TOKEN_HINT = "set THREADLINE_TRACKING_TOKEN to a token the server accepts"
+NOT_THREADLINE = "not-threadline"  # a ``cause``: the URL answers, but not as a threadline server
 
 
 class RemoteStoreError(StoreError):
-    """The server could not be reached or refused the request; says whether to resend."""
+    """The server could not be reached, did not answer as a threadline server, or refused
+    the request; says whether to resend (``retryable``) and why (``cause``)."""
 
     def __init__(
         self,
@@ -61,11 +69,13 @@ class RemoteStoreError(StoreError):
         status: int | None = None,
         retryable: bool = True,
         retry_after: float | None = None,
+        cause: str = "unreachable",
     ) -> None:
         super().__init__(message)
         self.status = status
         self.retryable = retryable
         self.retry_after = retry_after
+        self.cause = cause
 
 
 class HttpClient:
@@ -115,29 +125,34 @@ class HttpClient:
                 f"The server at {self.url} redirects to {reply.get('Location')!r}: set the "
                 "tracking URI to the threadline server's own URL.",
                 status=status,
-                retryable=False,
+                cause=NOT_THREADLINE,
             )
         if status >= 400:
             raise error_for(status, reply, payload, self.url, authenticated=bool(token))
-        return _decode(reply, payload)
+        return _decode(reply, payload, self.url)
 
     def _send(
         self, method: str, target: str, data: bytes | None, headers: dict[str, str]
     ) -> tuple[int, http.client.HTTPMessage, bytes]:
         """One exchange; a request that fails on a reused (stale) connection is sent again."""
+        try:
+            timeout = timeout_for(self._timeout)  # before touching a connection
+        except DeadlinePassed as exc:
+            raise self._unreachable(exc, 0.0) from exc
         conn, reused = self._acquire()
         try:
             try:
-                return self._exchange(conn, method, target, data, headers)
+                return self._exchange(conn, method, target, data, headers, timeout)
             except _STALE:
                 conn.close()
                 if not reused:
                     raise
+                timeout = timeout_for(self._timeout)
                 conn, reused = self._new_connection(), False
-                return self._exchange(conn, method, target, data, headers)
+                return self._exchange(conn, method, target, data, headers, timeout)
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
-            raise self._unreachable(exc) from exc
+            raise self._unreachable(exc, timeout) from exc
 
     def _exchange(
         self,
@@ -146,7 +161,11 @@ class HttpClient:
         target: str,
         data: bytes | None,
         headers: dict[str, str],
+        timeout: float,
     ) -> tuple[int, http.client.HTTPMessage, bytes]:
+        conn.timeout = timeout  # used when it connects
+        if conn.sock is not None:  # a pooled connection: its socket already exists
+            conn.sock.settimeout(timeout)
         conn.request(method, target, body=data, headers=headers)
         response = conn.getresponse()
         payload = response.read()
@@ -156,9 +175,14 @@ class HttpClient:
             self._release(conn)
         return response.status, response.headers, payload
 
-    def _unreachable(self, exc: BaseException) -> RemoteStoreError:
+    def _unreachable(self, exc: BaseException, timeout: float) -> RemoteStoreError:
+        if isinstance(exc, DeadlinePassed):
+            return RemoteStoreError(
+                f"Not sent to the threadline server at {self.url}: {exc} (it is sent again "
+                "in the background)."
+            )
         if isinstance(exc, TimeoutError):
-            why = f"no answer within {self._timeout:g} s"
+            why = f"no answer within {timeout:.3g} s"
         else:
             why = f"{type(exc).__name__}: {exc}"
         return RemoteStoreError(
@@ -235,16 +259,17 @@ def _encode(body: Any) -> tuple[bytes | None, dict[str, str]]:
     return data, headers
 
 
-def _decode(headers: http.client.HTTPMessage, payload: bytes) -> Any:
+def _decode(headers: http.client.HTTPMessage, payload: bytes, url: str) -> Any:
     try:
         if headers.get("Content-Encoding", "").lower() == "gzip":
             payload = gzip.decompress(payload)
         return json.loads(payload) if payload else None
     except (ValueError, OSError, EOFError) as exc:
         raise RemoteStoreError(
-            f"The server answered something that is not JSON ({payload[:80]!r}); is this "
-            "the URL of a threadline server?",
-            retryable=False,
+            f"The server at {url} answered something that is not JSON ({payload[:80]!r}); "
+            "is the tracking URI the URL of a threadline server (not a proxy's or a login "
+            "page)?",
+            cause=NOT_THREADLINE,
         ) from exc
 
 
@@ -260,11 +285,21 @@ def error_for(
             f"The threadline server at {url} is unavailable ({status}): {message}",
             status=status,
             retry_after=_retry_after(headers.get("Retry-After")),
+            cause="unavailable",
         )
     if status in (401, 403):
         return _auth_error(status, message, url, authenticated)
+    if status in (400, 404) and not error:  # every threadline answer has the error body
+        return RemoteStoreError(
+            f"The server at {url} answered {status} without a threadline server's error "
+            f"body ({message[:80]!r}): is the tracking URI the threadline server's own URL?",
+            status=status,
+            cause=NOT_THREADLINE,
+        )
     mapped = _client_error(status, message, error, url)
     setattr(mapped, "retryable", False)  # noqa: B010  # read by the export pipeline's channel
+    setattr(mapped, "status", status)  # noqa: B010
+    setattr(mapped, "server_message", message)  # noqa: B010  # the reason, without the URL
     return mapped
 
 
@@ -278,7 +313,7 @@ def _auth_error(status: int, message: str, url: str, authenticated: bool) -> Rem
     return RemoteStoreError(
         f"Not authorized by the threadline server at {url} ({status}): {hint}.",
         status=status,
-        retryable=False,
+        cause="auth",
     )
 
 
@@ -293,6 +328,7 @@ def _client_error(status: int, message: str, error: dict[str, Any], url: str) ->
         f"The threadline server at {url} refused the request ({status}): {message}",
         status=status,
         retryable=False,
+        cause="refused",
     )
 
 
@@ -314,7 +350,7 @@ def _invalid_argument(message: str, error: dict[str, Any]) -> InvalidArgumentErr
 def _error_body(headers: http.client.HTTPMessage, payload: bytes) -> dict[str, Any]:
     """The ``error`` object of a ``{"error": {"code", "message", …}}`` answer, or ``{}``."""
     try:
-        error = _decode(headers, payload)["error"]
+        error = _decode(headers, payload, "")["error"]
     except (ThreadlineError, ValueError, TypeError, KeyError, OSError, EOFError):
         return {}
     return error if isinstance(error, dict) else {}

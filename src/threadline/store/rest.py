@@ -4,7 +4,9 @@ Every method is one call to the server's REST API (``/api/v1``); entities come b
 ``from_dict`` of the server's JSON. ``log_batch`` posts the export pipeline's rows to
 ``/api/v1/traces/batch`` (gzip-compressed) and waits until the server has written them, so
 the pipeline's retries, spool and replay work unchanged and a flush before a read gives
-read-your-writes. HTTP and the mapping of errors live in ``_rest_http.py``.
+read-your-writes. A batch the server refuses as data (400, 413) is split until the refused
+rows are isolated: the rest is written and ``BatchRefused`` names only those rows. HTTP and
+the mapping of errors live in ``_rest_http.py``.
 """
 
 from __future__ import annotations
@@ -19,8 +21,13 @@ from threadline.entities.experiment import Experiment
 from threadline.entities.run import Metric, Run, RunData, RunInfo
 from threadline.entities.span import Span
 from threadline.entities.trace import Trace, TraceInfo
-from threadline.errors import InvalidArgumentError, ResourceNotFoundError
-from threadline.store._rest_http import TIMEOUT_SECONDS, HttpClient, RemoteStoreError
+from threadline.errors import InvalidArgumentError, ResourceNotFoundError, StoreError
+from threadline.store._rest_http import (
+    NOT_THREADLINE,
+    TIMEOUT_SECONDS,
+    HttpClient,
+    RemoteStoreError,
+)
 from threadline.store.base import SpanRow, TraceRow
 
 _SPAN_FIELDS = tuple(f.name for f in dataclasses.fields(SpanRow))
@@ -28,7 +35,35 @@ _TRACE_FIELDS = tuple(f.name for f in dataclasses.fields(TraceRow))
 _span_values = operator.attrgetter(*_SPAN_FIELDS)
 _trace_values = operator.attrgetter(*_TRACE_FIELDS)
 _SYNC = {"x-threadline-sync": "1"}  # answer once written: a flush then a read sees the rows
-_TOO_LARGE = 413
+_BATCH_PATH = "/api/v1/traces/batch"
+_REFUSED_DATA = (400, 413)  # the rows themselves are refused: sending them again cannot work
+_REASON_CHARS = 200
+
+
+class BatchRefused(StoreError):
+    """The server refused some rows of a batch as data (400/413); the others were written.
+
+    ``refused`` holds the refused trace rows and span rows, ``reasons`` the server's
+    reasons with the number of span rows each (a refused trace row counts 0). ``retryable`` is ``False``: those rows would be
+    refused again.
+    """
+
+    retryable = False
+
+    def __init__(
+        self,
+        url: str,
+        refused: tuple[list[TraceRow], list[SpanRow]],
+        reasons: dict[str, int],
+    ) -> None:
+        traces, spans = refused
+        first = next(iter(reasons), "")
+        super().__init__(
+            f"The threadline server at {url} refused {len(spans)} span rows and "
+            f"{len(traces)} trace rows of a batch: {first}"
+        )
+        self.refused = refused
+        self.reasons = reasons
 
 
 class RestStore:
@@ -46,30 +81,75 @@ class RestStore:
 
     # --- traces: write -------------------------------------------------------------------
     def log_batch(self, traces: Sequence[TraceRow], spans: Sequence[SpanRow]) -> None:
-        """Send the rows; a batch too large for the server is sent again in halves."""
+        """Send the rows; a batch the server refuses is split to isolate the refused rows
+        (raises ``BatchRefused`` naming them once the others are written)."""
         if not traces and not spans:
             return
+        refused: tuple[list[TraceRow], list[SpanRow]] = ([], [])
+        reasons: dict[str, int] = {}
+        self._send_rows(traces, spans, refused, reasons)
+        if reasons:
+            raise BatchRefused(self.url, refused, reasons)
+
+    def _send_rows(
+        self,
+        traces: Sequence[TraceRow],
+        spans: Sequence[SpanRow],
+        refused: tuple[list[TraceRow], list[SpanRow]],
+        reasons: dict[str, int],
+    ) -> None:
+        try:
+            self._post_batch(traces, spans)
+        except (RemoteStoreError, InvalidArgumentError) as exc:
+            status = getattr(exc, "status", None)
+            if status not in _REFUSED_DATA or getattr(exc, "retryable", True):
+                raise
+            if len(traces) + len(spans) > 1:
+                self._send_in_parts(traces, spans, refused, reasons)
+                return
+            refused[0].extend(traces)
+            refused[1].extend(spans)
+            reason = f"{status}: {getattr(exc, 'server_message', exc)}"[:_REASON_CHARS]
+            reasons[reason] = reasons.get(reason, 0) + len(spans)
+
+    def _send_in_parts(
+        self,
+        traces: Sequence[TraceRow],
+        spans: Sequence[SpanRow],
+        refused: tuple[list[TraceRow], list[SpanRow]],
+        reasons: dict[str, int],
+    ) -> None:
+        """Trace rows before spans (so no span lands in a trace the server does not know)."""
+        if traces and spans:
+            self._send_rows(traces, [], refused, reasons)
+            self._send_rows([], spans, refused, reasons)
+            return
+        rows: Sequence[Any] = traces or spans
+        half = len(rows) // 2
+        for part in (rows[:half], rows[half:]):
+            self._send_rows(part if traces else [], [] if traces else part, refused, reasons)
+
+    def _post_batch(self, traces: Sequence[TraceRow], spans: Sequence[SpanRow]) -> None:
         body = {
             "traces": [dict(zip(_TRACE_FIELDS, _trace_values(row))) for row in traces],
             "spans": [dict(zip(_SPAN_FIELDS, _span_values(row))) for row in spans],
         }
         try:
-            self._http.call("POST", "/api/v1/traces/batch", body=body, headers=_SYNC)
-        except RemoteStoreError as exc:
-            if exc.status != _TOO_LARGE or len(traces) + len(spans) < 2:
-                raise
-            self._log_in_parts(traces, spans)
-
-    def _log_in_parts(self, traces: Sequence[TraceRow], spans: Sequence[SpanRow]) -> None:
-        """Trace rows before spans (so no span lands in a trace the server does not know)."""
-        if traces and spans:
-            self.log_batch(traces, [])
-            self.log_batch([], spans)
-            return
-        rows: Sequence[Any] = traces or spans
-        half = len(rows) // 2
-        for part in (rows[:half], rows[half:]):
-            self.log_batch(part if traces else [], [] if traces else part)
+            answer = self._http.call("POST", _BATCH_PATH, body=body, headers=_SYNC)
+        except ResourceNotFoundError as exc:  # threadline always serves this path
+            raise RemoteStoreError(
+                f"The server at {self.url} has no {_BATCH_PATH} (404: {exc}): is the "
+                "tracking URI the threadline server's own URL (no extra path)?",
+                status=404,
+                cause=NOT_THREADLINE,
+            ) from None
+        if not isinstance(answer, dict) or "spans" not in answer:
+            raise RemoteStoreError(
+                f"The server at {self.url} accepted the batch with an answer that is not a "
+                f"threadline server's ({str(answer)[:80]!r}): is the tracking URI the "
+                "threadline server's own URL?",
+                cause=NOT_THREADLINE,
+            )
 
     # --- traces: read --------------------------------------------------------------------
     def get_trace(self, trace_id: str) -> Trace | None:
