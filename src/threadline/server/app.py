@@ -27,6 +27,7 @@ from threadline.server.config import ServerSettings
 from threadline.server.errors import ApiJSONResponse, error_response, install_error_handlers
 from threadline.server.ingest.routes import router as ingest_router
 from threadline.server.ingest.writer import BatchWriter, WritePriority
+from threadline.server.slow_clients import BodyTimeout
 from threadline.server.ui_routes import ui_router
 from threadline.store.base import Store
 from threadline.store.offload import OffloadingStore
@@ -74,6 +75,7 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     app.include_router(ingest_router)
     app.include_router(ui_router())
     app.add_middleware(BodyPolicy, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyTimeout, seconds=settings.body_timeout_seconds)
     app.add_middleware(AuthMiddleware, grants=settings.auth_tokens)  # added last: runs first
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

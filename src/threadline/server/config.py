@@ -30,6 +30,9 @@ INGEST_QUEUE_SIZE = settings.SERVER_INGEST_QUEUE_SIZE
 ARTIFACTS_DESTINATION = settings.SERVER_ARTIFACTS_DESTINATION
 ARTIFACT_THRESHOLD_BYTES = settings.SERVER_ARTIFACT_THRESHOLD_BYTES
 MAX_PAYLOAD_BYTES = settings.SERVER_MAX_PAYLOAD_BYTES
+HEADER_TIMEOUT_SECONDS = settings.SERVER_HEADER_TIMEOUT_SECONDS
+BODY_TIMEOUT_SECONDS = settings.SERVER_BODY_TIMEOUT_SECONDS
+INGEST_MAX_INFLIGHT_BYTES = settings.SERVER_INGEST_MAX_INFLIGHT_BYTES
 SERVER_SETTINGS = (
     STORE_URI,
     AUTH_TOKENS,
@@ -39,6 +42,9 @@ SERVER_SETTINGS = (
     ARTIFACTS_DESTINATION,
     ARTIFACT_THRESHOLD_BYTES,
     MAX_PAYLOAD_BYTES,
+    HEADER_TIMEOUT_SECONDS,
+    BODY_TIMEOUT_SECONDS,
+    INGEST_MAX_INFLIGHT_BYTES,
 )
 
 
@@ -71,6 +77,10 @@ class ServerSettings:
     artifacts_destination: str | None = None
     artifact_threshold_bytes: int = 64 * 1024
     max_payload_bytes: int = 16 * MiB
+    # A request body slower than this (plus a second per 64 KiB received) gets a 408.
+    body_timeout_seconds: float = 30.0
+    # Ingest request bodies read and decoded at once; one that does not fit gets a 503.
+    ingest_max_inflight_bytes: int = 64 * MiB
 
     def __post_init__(self) -> None:
         for name in (
@@ -79,10 +89,16 @@ class ServerSettings:
             "ingest_batch_rows",
             "artifact_threshold_bytes",
             "max_payload_bytes",
+            "ingest_max_inflight_bytes",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}.")
+        seconds = self.body_timeout_seconds
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+            raise InvalidArgumentError(
+                f"body_timeout_seconds must be a positive number, got {seconds!r}."
+            )
 
     @property
     def auth_enabled(self) -> bool:
@@ -151,6 +167,8 @@ def settings_from_environment() -> tuple[str, ServerSettings]:
         artifacts_destination=ARTIFACTS_DESTINATION.get(),
         artifact_threshold_bytes=ARTIFACT_THRESHOLD_BYTES.get(),
         max_payload_bytes=MAX_PAYLOAD_BYTES.get(),
+        body_timeout_seconds=BODY_TIMEOUT_SECONDS.get(),
+        ingest_max_inflight_bytes=INGEST_MAX_INFLIGHT_BYTES.get(),
     )
     return STORE_URI.get() or DEFAULT_STORE_URI, server_settings
 
