@@ -15,7 +15,12 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.server.conftest import span_row, trace_row
-from tests.server.test_server_process import _call, _wait_healthy, running_server
+from tests.server.test_server_process import (
+    _call,
+    _wait_for_log,
+    _wait_healthy,
+    running_server,
+)
 
 TIMEOUT_SECONDS = 1.0  # header and body timeouts of the server under test
 SLACK_SECONDS = 10.0  # a loaded machine is slow; a connection kept open is kept far longer
@@ -94,14 +99,17 @@ def _steady_upload(address: tuple[str, int]) -> bytes:
     return bytes(answer)
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 def test_slow_connections_are_closed_and_others_served(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str
 ) -> None:
     monkeypatch.setenv("THREADLINE_SERVER_HEADER_TIMEOUT_SECONDS", str(TIMEOUT_SECONDS))
     monkeypatch.setenv("THREADLINE_SERVER_BODY_TIMEOUT_SECONDS", str(TIMEOUT_SECONDS))
     db = f"sqlite:///{tmp_path / 'slow.db'}"
-    with running_server(tmp_path, "--backend-store-uri", db) as (_process, url):
+    args = ("--backend-store-uri", db, "--workers", workers)
+    with running_server(tmp_path, *args) as (_process, url):
         _wait_healthy(url)
+        _wait_for_log(tmp_path / "server.log", "Application startup complete.", count=int(workers))
         parts = urlsplit(url)
         address = (parts.hostname or "127.0.0.1", parts.port or 80)
         kinds = ["headers", "keep-alive", "body", "silent"] * PER_KIND

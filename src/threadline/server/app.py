@@ -66,6 +66,8 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
         description="Tracing for LLM applications: REST API and OpenTelemetry (OTLP) ingest.",
         lifespan=lifespan,
         default_response_class=ApiJSONResponse,
+        docs_url=None,  # FastAPI's pages load scripts from a CDN: ours is ui_routes' /docs
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = store

@@ -288,7 +288,7 @@ def _require_packages() -> None:
     a supervisor of several workers never needs FastAPI itself)."""
     from importlib.util import find_spec
 
-    for name in ("fastapi", "opentelemetry.proto", "uvicorn"):
+    for name in ("fastapi", "opentelemetry.proto", "uvicorn", "httptools"):
         try:
             found = find_spec(name) is not None
         except ImportError:  # a parent package is missing
