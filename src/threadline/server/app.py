@@ -3,8 +3,9 @@
 Layers, outermost first: ``AuthMiddleware`` (401 before any body is read), ``BodyTimeout``
 (408 for a body that arrives too slowly), ``IngestBudget`` (503 for an ingest body that
 does not fit in the bytes being decoded at once), ``BodyPolicy`` (size cap, gzip, JSON
-content type), then FastAPI's routing with the error handlers of ``server/errors.py``. The ingest writer task runs for the app's lifetime; shutdown drains
-its queue so accepted spans are written before the process exits.
+content type), then FastAPI's routing with the error handlers of ``server/errors.py``.
+The ingest writer task runs for the app's lifetime; shutdown drains its queue so accepted
+spans are written before the process exits.
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ close such connections:
   second per ``BODY_MIN_BYTES_PER_SECOND`` received, so that a large body on a slow link
   still arrives but one sent a trickle at a time is cut off.
 
-Either answers 408 and closes the connection.
+Either closes the connection, answering 408 first to a client that had begun its request.
+Both hooks rely on uvicorn's httptools protocol as of uvicorn 0.29-0.55 (``cycle``,
+``transport``, ``loop``); ``tests/server/test_slow_clients.py`` checks them end to end.
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ class BodyTimeout:
         self.min_rate = min_rate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or not _has_body(scope):
             await self.app(scope, receive, send)
             return
         loop = asyncio.get_running_loop()
@@ -154,3 +156,11 @@ class BodyTimeout:
                 408, message, code="DEADLINE_EXCEEDED", headers={"Connection": "close"}
             )
             await response(scope, receive, send)
+
+
+def _has_body(scope: Scope) -> bool:
+    """Whether the request announces a body (most reads do not: nothing to time)."""
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+            return True
+    return False
