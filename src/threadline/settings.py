@@ -379,6 +379,28 @@ SERVER_MAX_FUTURE_SECONDS: Setting[float] = Setting(
     "`threadline server` refuses trace and span times further than this many seconds ahead "
     "of its clock, and before 2000 (a 400 naming the field; OTLP rejects just those spans).",
 )
+SERVER_HEADER_TIMEOUT_SECONDS: Setting[float] = Setting(
+    "THREADLINE_SERVER_HEADER_TIMEOUT_SECONDS",
+    _parse_positive_float,
+    10.0,
+    "Seconds `threadline server` waits for a request's line and headers (from the connection "
+    "or from the first byte of the next request); a slower client gets 408 and is disconnected.",
+)
+SERVER_BODY_TIMEOUT_SECONDS: Setting[float] = Setting(
+    "THREADLINE_SERVER_BODY_TIMEOUT_SECONDS",
+    _parse_positive_float,
+    30.0,
+    "Seconds `threadline server` waits for a request body, plus one second per 64 KiB "
+    "received (a large body on a slow link arrives, a trickle does not); then 408, disconnected.",
+)
+SERVER_INGEST_MAX_INFLIGHT_BYTES: Setting[int] = Setting(
+    "THREADLINE_SERVER_INGEST_MAX_INFLIGHT_BYTES",
+    _parse_positive_int,
+    64 * 1024 * 1024,
+    "Request bodies (after gzip decompression) `threadline server` reads and decodes at once "
+    "on its ingest routes, per process; a request that does not fit gets 503 with Retry-After "
+    "before its body is kept. Decoding takes a few times the body's size in memory.",
+)
 
 ALL_SETTINGS: tuple[Setting[Any], ...] = (
     TRACKING_URI,
@@ -416,4 +438,7 @@ ALL_SETTINGS: tuple[Setting[Any], ...] = (
     SERVER_ARTIFACT_THRESHOLD_BYTES,
     SERVER_MAX_PAYLOAD_BYTES,
     SERVER_MAX_FUTURE_SECONDS,
+    SERVER_HEADER_TIMEOUT_SECONDS,
+    SERVER_BODY_TIMEOUT_SECONDS,
+    SERVER_INGEST_MAX_INFLIGHT_BYTES,
 )

@@ -1,9 +1,11 @@
 """``create_app(settings, store)``: the tracking server as an ASGI application.
 
-Layers, outermost first: ``AuthMiddleware`` (401 before any body is read), ``BodyPolicy``
-(size cap, gzip, JSON content type), then FastAPI's routing with the error handlers of
-``server/errors.py``. The ingest writer task runs for the app's lifetime; shutdown drains
-its queue so accepted spans are written before the process exits.
+Layers, outermost first: ``AuthMiddleware`` (401 before any body is read), ``BodyTimeout``
+(408 for a body that arrives too slowly), ``IngestBudget`` (503 for an ingest body that
+does not fit in the bytes being decoded at once), ``BodyPolicy`` (size cap, gzip, JSON
+content type), then FastAPI's routing with the error handlers of ``server/errors.py``.
+The ingest writer task runs for the app's lifetime; shutdown drains its queue so accepted
+spans are written before the process exits.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from threadline.server.api import api_router, health_router
 from threadline.server.auth import AuthMiddleware
 from threadline.server.config import ServerSettings
 from threadline.server.errors import ApiJSONResponse, error_response, install_error_handlers
+from threadline.server.ingest.budget import BUDGET_STATE_KEY, IngestBudget, OverBudget, Reservation
 from threadline.server.ingest.routes import router as ingest_router
 from threadline.server.ingest.writer import BatchWriter, WritePriority
+from threadline.server.slow_clients import BodyTimeout
 from threadline.server.ui_routes import ui_router
 from threadline.store.base import Store
 from threadline.store.offload import OffloadingStore
@@ -63,6 +67,8 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
         description="Tracing for LLM applications: REST API and OpenTelemetry (OTLP) ingest.",
         lifespan=lifespan,
         default_response_class=ApiJSONResponse,
+        docs_url=None,  # FastAPI's pages load scripts from a CDN: ours is ui_routes' /docs
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = store
@@ -74,6 +80,13 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     app.include_router(ingest_router)
     app.include_router(ui_router())
     app.add_middleware(BodyPolicy, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        IngestBudget,
+        max_bytes=settings.ingest_max_inflight_bytes,
+        max_body_bytes=settings.max_body_bytes,
+        retry_after=settings.retry_after_seconds,
+    )
+    app.add_middleware(BodyTimeout, seconds=settings.body_timeout_seconds)
     app.add_middleware(AuthMiddleware, grants=settings.auth_tokens)  # added last: runs first
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -141,7 +154,8 @@ class BodyPolicy:
             problem = (413, self._too_large())
         body = b""
         if problem is None:
-            body, problem = await self._body(receive, encoding in _GZIP)
+            reservation = scope.get("state", {}).get(BUDGET_STATE_KEY)
+            body, problem = await self._body(receive, encoding in _GZIP, reservation)
         if problem is None and body and not _json_ok(scope, headers):
             problem = (415, "The API takes JSON: send Content-Type: application/json.")
         if problem is not None:
@@ -153,7 +167,9 @@ class BodyPolicy:
         plain.append((b"content-length", str(len(body)).encode()))
         await self.app({**scope, "headers": plain}, _replay(body, receive), send)
 
-    async def _body(self, receive: Receive, gzipped: bool) -> tuple[bytes, tuple[int, str] | None]:
+    async def _body(
+        self, receive: Receive, gzipped: bool, reservation: Reservation | None
+    ) -> tuple[bytes, tuple[int, str] | None]:
         chunks = bytearray()
         while True:
             message = await receive()
@@ -166,9 +182,12 @@ class BodyPolicy:
                 break
         if not gzipped:
             return bytes(chunks), None
-        return await asyncio.to_thread(self._gunzip, bytes(chunks))
+        return await asyncio.to_thread(self._gunzip, bytes(chunks), reservation)
 
-    def _gunzip(self, data: bytes) -> tuple[bytes, tuple[int, str] | None]:
+    def _gunzip(
+        self, data: bytes, reservation: Reservation | None
+    ) -> tuple[bytes, tuple[int, str] | None]:
+        """The decompressed body; its bytes count in the ingest budget (``OverBudget``)."""
         out = bytearray()
         try:
             with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
@@ -176,6 +195,8 @@ class BodyPolicy:
                     out += chunk
                     if len(out) > self.max_bytes:
                         return b"", (413, self._too_large("decompressed"))
+                    if reservation is not None and not reservation.take(len(chunk)):
+                        raise OverBudget
         except (OSError, EOFError, zlib.error) as exc:
             return b"", (400, f"Content-Encoding is gzip but the body is not valid gzip: {exc}")
         return bytes(out), None

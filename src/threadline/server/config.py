@@ -32,6 +32,9 @@ ARTIFACTS_DESTINATION = settings.SERVER_ARTIFACTS_DESTINATION
 ARTIFACT_THRESHOLD_BYTES = settings.SERVER_ARTIFACT_THRESHOLD_BYTES
 MAX_PAYLOAD_BYTES = settings.SERVER_MAX_PAYLOAD_BYTES
 MAX_FUTURE_SECONDS = settings.SERVER_MAX_FUTURE_SECONDS
+HEADER_TIMEOUT_SECONDS = settings.SERVER_HEADER_TIMEOUT_SECONDS
+BODY_TIMEOUT_SECONDS = settings.SERVER_BODY_TIMEOUT_SECONDS
+INGEST_MAX_INFLIGHT_BYTES = settings.SERVER_INGEST_MAX_INFLIGHT_BYTES
 SERVER_SETTINGS = (
     STORE_URI,
     AUTH_TOKENS,
@@ -42,6 +45,9 @@ SERVER_SETTINGS = (
     ARTIFACT_THRESHOLD_BYTES,
     MAX_PAYLOAD_BYTES,
     MAX_FUTURE_SECONDS,
+    HEADER_TIMEOUT_SECONDS,
+    BODY_TIMEOUT_SECONDS,
+    INGEST_MAX_INFLIGHT_BYTES,
 )
 
 
@@ -76,6 +82,10 @@ class ServerSettings:
     max_payload_bytes: int = 16 * MiB
     # Trace and span times before 2000 or further ahead of the server's clock are refused.
     max_future_seconds: float = 86_400.0
+    # A request body slower than this (plus a second per 64 KiB received) gets a 408.
+    body_timeout_seconds: float = 30.0
+    # Ingest request bodies read and decoded at once; one that does not fit gets a 503.
+    ingest_max_inflight_bytes: int = 64 * MiB
 
     def __post_init__(self) -> None:
         for name in (
@@ -84,10 +94,16 @@ class ServerSettings:
             "ingest_batch_rows",
             "artifact_threshold_bytes",
             "max_payload_bytes",
+            "ingest_max_inflight_bytes",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}.")
+        seconds = self.body_timeout_seconds
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+            raise InvalidArgumentError(
+                f"body_timeout_seconds must be a positive number, got {seconds!r}."
+            )
 
     @property
     def auth_enabled(self) -> bool:
@@ -227,6 +243,8 @@ def settings_from_environment() -> tuple[str, ServerSettings]:
         artifact_threshold_bytes=ARTIFACT_THRESHOLD_BYTES.get(),
         max_payload_bytes=MAX_PAYLOAD_BYTES.get(),
         max_future_seconds=MAX_FUTURE_SECONDS.get(),
+        body_timeout_seconds=BODY_TIMEOUT_SECONDS.get(),
+        ingest_max_inflight_bytes=INGEST_MAX_INFLIGHT_BYTES.get(),
     )
     return STORE_URI.get() or DEFAULT_STORE_URI, server_settings
 

@@ -6,8 +6,10 @@ bound here too, so the startup line can print the real URL (also with ``--port 0
 app with ``app_from_environment`` from the ``THREADLINE_SERVER_*`` variables exported
 here. The supervisor itself only waits on its workers, so it stays small: the store is
 prepared in a short-lived child process and FastAPI and SQLAlchemy are never imported
-into it (about 45 MB less resident memory). SIGTERM or SIGINT stops the server
-gracefully: requests in flight finish and the ingest queue is drained into the store.
+into it (about 45 MB less resident memory); a worker whose supervisor dies ends by itself
+(``supervision.py``). SIGTERM or SIGINT stops the server gracefully: requests in flight
+finish and the ingest queue is drained into the store. uvicorn itself runs in
+``serving.py``.
 
 FastAPI and uvicorn are imported only when the server runs (``threadline --help`` stays
 fast, and the SDK never needs them).
@@ -16,10 +18,7 @@ fast, and the SDK never needs them).
 from __future__ import annotations
 
 import argparse
-import signal
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from threadline.errors import InvalidArgumentError, StoreError
@@ -30,7 +29,6 @@ if TYPE_CHECKING:
 
 APP_FACTORY = "threadline.server.main:app_from_environment"
 GC_YOUNG_THRESHOLD = 50_000
-GRACEFUL_SHUTDOWN_SECONDS = 30
 STORE_PREPARE_TIMEOUT_SECONDS = 600  # a first migration of a big PostgreSQL store
 MIN_WORKER_QUEUE_ROWS = 10_000  # a few requests' worth, whatever the split
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -63,12 +61,12 @@ def add_server_command(groups: Any) -> None:
         dest="auth_tokens",
         action="append",
         metavar="TOKEN",
-        help="require 'Authorization: Bearer TOKEN' (repeat for more tokens)",
+        help="require 'Authorization: Bearer TOKEN' (16+ characters; repeat for more tokens)",
     )
     cmd.add_argument(
         "--auth-tokens-file",
         metavar="PATH",
-        help="tokens with rights, one per line: token [read|write] [experiment_id,...|*]",
+        help="tokens with rights, one per line: token read|write experiment_id,...|*",
     )
     cmd.set_defaults(handler=run_server)
 
@@ -92,6 +90,8 @@ def run_server(args: argparse.Namespace) -> int:
         artifacts_destination=artifacts,
         artifact_threshold_bytes=cfg.ARTIFACT_THRESHOLD_BYTES.get(),
         max_payload_bytes=cfg.MAX_PAYLOAD_BYTES.get(),
+        body_timeout_seconds=cfg.BODY_TIMEOUT_SECONDS.get(),
+        ingest_max_inflight_bytes=cfg.INGEST_MAX_INFLIGHT_BYTES.get(),
     )
     store = get_store(uri) if args.workers == 1 else None
     if store is None:
@@ -109,8 +109,9 @@ def run_server(args: argparse.Namespace) -> int:
     )
     if not grants and args.host not in _LOOPBACK:
         print(f"threadline: warning: auth is off and the server listens on {args.host}", flush=True)
+    header_timeout = cfg.HEADER_TIMEOUT_SECONDS.get()
     if store is not None:
-        _serve_one(settings, store, sock)
+        _serve_one(settings, store, sock, header_timeout)
     else:
         cfg.export_for_workers(
             {
@@ -125,7 +126,9 @@ def run_server(args: argparse.Namespace) -> int:
                 ),
             }
         )
-        _serve_many(args.workers, sock)
+        from threadline.server.serving import serve_many
+
+        serve_many(APP_FACTORY, args.workers, sock, header_timeout=header_timeout)
     return 0
 
 
@@ -181,6 +184,9 @@ def worker_queue_rows(server_rows: int, workers: int) -> int:
 
 def app_from_environment() -> FastAPI:
     """The app of one worker process (``--workers N``), configured from the environment."""
+    from threadline.server.supervision import exit_with_supervisor
+
+    exit_with_supervisor()  # first: a worker whose supervisor is already dead ends at once
     from threadline.server.app import create_app, prioritize_writes
     from threadline.store import get_store
 
@@ -209,42 +215,15 @@ def _tune_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
-def _serve_one(settings: cfg.ServerSettings, store: Any, sock: socket.socket) -> None:
-    import uvicorn
-
+def _serve_one(
+    settings: cfg.ServerSettings, store: Any, sock: socket.socket, header_timeout: float
+) -> None:
     from threadline.server.app import create_app
+    from threadline.server.serving import serve_one
 
     app = create_app(settings, store)
     _tune_gc()
-    config = uvicorn.Config(app, lifespan="on", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
-    with _signals_end_quietly():
-        uvicorn.Server(config).run(sockets=[sock])
-
-
-def _serve_many(workers: int, sock: socket.socket) -> None:
-    import uvicorn
-    from uvicorn.supervisors import Multiprocess
-
-    config = uvicorn.Config(
-        APP_FACTORY,
-        factory=True,
-        workers=workers,
-        lifespan="on",
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-    )
-    Multiprocess(config, sockets=[sock]).run()
-
-
-@contextmanager
-def _signals_end_quietly() -> Iterator[None]:
-    """uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, to the handlers it found:
-    make those no-ops so a clean shutdown exits 0 instead of dying of the signal."""
-    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    serve_one(app, sock, header_timeout=header_timeout)
 
 
 def _token_sources(args: argparse.Namespace) -> tuple[list[str], str | None]:
@@ -309,7 +288,7 @@ def _require_packages() -> None:
     a supervisor of several workers never needs FastAPI itself)."""
     from importlib.util import find_spec
 
-    for name in ("fastapi", "opentelemetry.proto", "uvicorn"):
+    for name in ("fastapi", "opentelemetry.proto", "uvicorn", "httptools"):
         try:
             found = find_spec(name) is not None
         except ImportError:  # a parent package is missing

@@ -1,10 +1,15 @@
-"""The web UI: ``/`` serves ``index.html``, ``/ui/<file>`` its ES modules and CSS.
+"""The web UI: ``/`` serves ``index.html``, ``/docs`` the API reference (``docs.html``),
+``/ui/<file>`` their ES modules and CSS.
 
 Plain files with no build step, read from the installed package: the UI's own files from
 ``threadline/server/ui/`` and the shared trace renderer (``trace_view.js`` / ``.css``) from
 ``threadline.ui``. Every UI response carries a strict Content-Security-Policy (no inline
 script, no eval, no foreign origins) and ``X-Content-Type-Options: nosniff``. These files
 need no token; the page's API calls carry the one the user pastes in when auth is on.
+
+The API reference is our own page (``docs.js``) rendering ``/openapi.json``, instead of
+FastAPI's Swagger UI and ReDoc pages, which load their scripts from a public CDN and could
+not run under this policy; ``/redoc`` is not served.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ def ui_router() -> APIRouter:
     """The UI's pages and files, plus the stats API its experiments page reads."""
     router = APIRouter(include_in_schema=False)
     router.add_api_route("/", index, methods=["GET", "HEAD"])
+    router.add_api_route("/docs", api_reference, methods=["GET", "HEAD"])
     router.add_api_route("/ui/{name}", asset, methods=["GET", "HEAD"])
     outer = APIRouter()
     outer.include_router(router)
@@ -53,9 +59,14 @@ def index() -> Response:
     return _file_response("index.html")
 
 
+def api_reference() -> Response:
+    """The API reference page: renders ``/openapi.json`` in the browser."""
+    return _file_response("docs.html")
+
+
 def asset(name: str) -> Response:
-    """One of the UI's files, or 404."""
-    if not _FILE_NAME.match(name) or name == "index.html":
+    """One of the UI's files, or 404 (pages are served at their own paths only)."""
+    if not _FILE_NAME.match(name) or name.endswith(".html"):
         return _not_found(name)
     return _file_response(name)
 
