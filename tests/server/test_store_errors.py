@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from tests.server.conftest import ClientFactory
 from threadline.server.errors import install_error_handlers
-from threadline.store._redact import redact
+from threadline.store._redact import hide_password, redact
 from threadline.store.sql import SqlStore
 
 PASSWORD = "hunter2-not-for-clients"
@@ -118,3 +118,12 @@ def test_redact_hides_urls_password_settings_and_secrets() -> None:
     assert redact("password authentication failed for user x") == (
         "password authentication failed for user x"
     )
+
+
+def test_hide_password_keeps_where_but_not_the_secret() -> None:
+    assert hide_password("postgresql://me:s3cret@db:5432/traces") == (
+        "postgresql://me:***@db:5432/traces"
+    )
+    assert hide_password("postgresql://me@db/traces") == "postgresql://me@db/traces"
+    assert hide_password("sqlite:////tmp/a:b@c.db") == "sqlite:////tmp/a:b@c.db"
+    assert hide_password("http://u:p@host:5000") == "http://u:***@host:5000"

@@ -66,12 +66,14 @@ def exit_notice(pipeline: ExportPipeline) -> str | None:
     spans = sum(b.spans for b in backlogs)
     if not spans:
         return None
+    from threadline.store._redact import hide_password
+
     command = ["threadline", "spool", "replay"]
     if len(backlogs) == 1 and backlogs[0].kind == "store":
-        command += ["--tracking-uri", backlogs[0].target]
+        command += ["--tracking-uri", hide_password(backlogs[0].target)]
     if settings.SPOOL_DIR.is_set():
         command += ["--spool-dir", str(spool.folder)]
-    where = " and ".join(sorted({b.target for b in backlogs}))
+    where = " and ".join(sorted({hide_password(b.target) for b in backlogs}))
     return (
         f"threadline: {spans} spans for {where} were not delivered within "
         f"{settings.EXIT_FLUSH_TIMEOUT.name}={pipeline.exit_timeout:g} s and wait in the "

@@ -25,3 +25,17 @@ def redact(text: str, *secrets: str | None) -> str:
             text = text.replace(secret, HIDDEN)
     text = _URL.sub(HIDDEN_URL, text)
     return _PASSWORD.sub(lambda m: m.group(1) + m.group(2) + HIDDEN, text)
+
+
+def hide_password(url: str) -> str:
+    """``url`` with the password of its ``user:password@`` part replaced by ``***`` (the
+    rest kept, so it still says where): for lines people read, such as the exit notice."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    credentials, at, host = authority.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:{HIDDEN}@{host}{slash}{path}"
