@@ -8,16 +8,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from tests._browser import launched_chromium
 from tests.server.conftest import ClientFactory
 from tests.server.test_server_process import _call, _wait_healthy, running_server
-from tests.server.test_ui_browser import Tab, _unavailable
-from tests.ui.test_trace_view_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.server.test_ui_browser import Tab
 from threadline.server.config import TokenGrant
 from threadline.server.ui_routes import CONTENT_SECURITY_POLICY
 
@@ -99,19 +98,8 @@ def docs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("Playwright is missing: pip install playwright (no 'playwright install')")
-    if not Path(CHROMIUM).exists():
-        _unavailable(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        try:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        except Exception as exc:
-            _unavailable(f"Chromium did not start: {exc}")
-        yield browser
-        browser.close()
+    with launched_chromium() as chromium:
+        yield chromium
 
 
 def test_the_docs_page_renders_every_operation(chromium: Any, docs_server: str) -> None:

@@ -21,9 +21,10 @@ from typing import Any
 
 import pytest
 
+from tests._browser import launched_chromium
 from tests.server.conftest import trace_row
 from tests.server.test_server_process import running_server
-from tests.ui.test_trace_view_browser import CHROMIUM, CHROMIUM_ARGS, XSS
+from tests.ui.test_trace_view_browser import XSS
 
 BIG_TRACE_SECONDS = 15.0
 LIVE_SECONDS = 15.0
@@ -114,12 +115,6 @@ big()  # 1 + 101 + 9,999 = 10,101 spans
 """
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI must run the browser tests, but: {reason}")
-    pytest.skip(f"browser tests skipped: {reason}")
-
-
 def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("THREADLINE_", "OTEL_", "CI"))}
 
@@ -142,19 +137,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("Playwright is missing: pip install playwright (no 'playwright install')")
-    if not Path(CHROMIUM).exists():
-        _unavailable(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        try:
-            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        except Exception as exc:
-            _unavailable(f"Chromium did not start: {exc}")
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 class Tab:

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
+from tests._browser import launched_chromium
 from tests.server.test_server_process import running_server
-from tests.ui.test_trace_view_browser import CHROMIUM, CHROMIUM_ARGS
 from threadline.store.sql import SqlStore
 from threadline.tracing import display
 
@@ -60,12 +60,6 @@ print(threadline.get_last_active_trace_id())
 """
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI must run the browser tests, but: {reason}")
-    pytest.skip(f"browser tests skipped: {reason}")
-
-
 @pytest.fixture(scope="module")
 def store_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     folder = tmp_path_factory.mktemp("lazy-payloads")
@@ -97,19 +91,8 @@ def server(store_uri: str, trace_id: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("Playwright is missing: pip install playwright (no 'playwright install')")
-    if not Path(CHROMIUM).exists():
-        _unavailable(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        try:
-            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        except Exception as exc:
-            _unavailable(f"Chromium did not start: {exc}")
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 class Tab:

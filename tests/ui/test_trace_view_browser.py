@@ -19,12 +19,11 @@ from typing import Any
 import pytest
 
 import threadline
+from tests._browser import launched_chromium
 from threadline.entities.span import Span, SpanStatus, SpanType
 from threadline.entities.trace import Trace, TraceData, TraceInfo
 from threadline.tracing import display
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 XSS = {
     "script": "<script>alert(1)</script>",
     "img": "<img src=x onerror=alert(1)>",
@@ -32,27 +31,10 @@ XSS = {
 }
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI must run the browser tests, but: {reason}")
-    pytest.skip(f"browser tests skipped: {reason}")
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("Playwright is missing: pip install playwright (no 'playwright install')")
-    if not Path(CHROMIUM).exists():
-        _unavailable(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        try:
-            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        except Exception as exc:
-            _unavailable(f"Chromium did not start: {exc}")
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 class Page:
