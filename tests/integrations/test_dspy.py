@@ -470,3 +470,27 @@ def test_client_autolog_does_not_record_lm_calls_twice(captured, openai_url, cli
     assert (
         lm.attributes[SpanAttributeKey.TOKEN_USAGE]["total_tokens"] == fake.usage(7)["total_tokens"]
     )
+
+
+def test_evaluate(captured):
+    tl_dspy.autolog()
+    dspy.configure(lm=DummyLM([{"answer": "a"}, {"answer": "b"}]))
+    devset = [
+        dspy.Example(question="q1", answer="a").with_inputs("question"),
+        dspy.Example(question="q2", answer="x").with_inputs("question"),
+    ]
+
+    def exact(example: Any, prediction: Any, trace: Any = None) -> bool:
+        return bool(example.answer == prediction.answer)
+
+    evaluate = dspy.Evaluate(devset=devset, metric=exact, num_threads=1, display_progress=False)
+    assert evaluate(dspy.Predict("question -> answer")).score == 50.0
+
+    trace = only_trace(captured)
+    root = trace.data.spans[0]
+    assert (root.name, root.span_type) == ("Evaluate.__call__", SpanType.CHAIN)
+    assert root.inputs == {"program": "Predict"}
+    assert root.outputs == {"score": 50.0}
+    assert root.attributes["dspy.evaluate.devset_size"] == 2
+    predictions = [s for s in trace.data.spans if s.parent_id == root.span_id]
+    assert [s.inputs for s in predictions] == [{"question": "q1"}, {"question": "q2"}]

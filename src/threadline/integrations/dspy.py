@@ -23,6 +23,7 @@ configured DSPy: call ``autolog()`` from there, or before configuring DSPy.
 
 from __future__ import annotations
 
+import weakref
 from types import ModuleType
 from typing import Any
 
@@ -59,9 +60,21 @@ def _module_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _signature_text(signature: Any) -> Any:
-    text = getattr(signature, "signature", None)
-    return text if isinstance(text, str) else None
+_signatures: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
+
+
+def _signature_text(signature: Any) -> str | None:
+    """A signature class as text (``"question -> answer"``), cached: DSPy builds the text
+    anew each time it is read, and signature classes do not change once made."""
+    if not isinstance(signature, type):
+        return None
+    text = _signatures.get(signature)
+    if text is None:
+        text = getattr(signature, "signature", None)
+        if not isinstance(text, str):
+            return None
+        _signatures[signature] = text
+    return text
 
 
 def _prediction(outputs: Any) -> Any:
@@ -300,6 +313,9 @@ class _Callback:
         signature = _signature_text(out.get("signature"))
         if signature is not None:
             out["signature"] = signature
+        args = out.get("args")
+        if isinstance(args, tuple):
+            out["args"] = [_signature_text(a) or a for a in args]
         return out
 
     # --- tools and evaluation
@@ -333,11 +349,22 @@ class _Callback:
 
     def on_evaluate_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
         try:
-            arguments = dict(inputs)
-            program = arguments.get("program")
-            if program is not None:
-                arguments["program"] = type(program).__name__
-            self._start(call_id, f"{type(instance).__name__}.__call__", SpanType.CHAIN, arguments)
+            arguments = {k: v for k, v in inputs.items() if v is not None}
+            for key in ("program", "metric"):  # objects: named, not dumped
+                if key in arguments:
+                    value = arguments[key]
+                    arguments[key] = getattr(value, "__name__", None) or type(value).__name__
+            devset = inputs.get("devset") or getattr(instance, "devset", None)
+            attributes = {}
+            if isinstance(devset, list):
+                attributes[_PREFIX + "evaluate.devset_size"] = len(devset)
+            self._start(
+                call_id,
+                f"{type(instance).__name__}.__call__",
+                SpanType.CHAIN,
+                arguments,
+                attributes,
+            )
         except Exception as exc:
             report(self.config, "evaluate-start", exc)
 
@@ -345,7 +372,9 @@ class _Callback:
         self, call_id: str, outputs: Any, exception: BaseException | None = None
     ) -> None:
         try:
-            self._end(call_id, outputs, exception)
+            score = getattr(outputs, "score", None)
+            result = {"score": score} if isinstance(score, (int, float)) else outputs
+            self._end(call_id, result, exception)
         except Exception as exc:
             report(self.config, "evaluate-end", exc)
 
