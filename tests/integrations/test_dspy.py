@@ -382,6 +382,18 @@ def test_callbacks_added_after_autolog_are_kept_on_disable():
     assert dspy.settings.callbacks == [later]
 
 
+def test_autolog_again_after_the_user_replaced_the_callbacks(captured):
+    tl_dspy.autolog()
+    user = UserCallback()
+    dspy.configure(callbacks=[user], lm=DummyLM([{"answer": "a"}, {"answer": "b"}]))
+    dspy.Predict("question -> answer")(question="?")
+    assert captured.traces == []
+    tl_dspy.autolog()
+    assert dspy.settings.callbacks[0] is user and len(dspy.settings.callbacks) == 2
+    dspy.Predict("question -> answer")(question="?")
+    assert len(captured.traces) == 1
+
+
 def test_autolog_from_another_thread_says_what_to_do():
     def enable() -> None:
         tl_dspy.autolog()

@@ -647,6 +647,35 @@ def test_processors_registered_after_autolog_are_kept_on_disable(user_processor)
     assert processors() == (user_processor, later)
 
 
+def test_autolog_again_after_the_user_replaced_the_processors(captured, openai_url):
+    tl_agents.autolog()
+    mine = Recorder()
+    agents.set_trace_processors([mine])  # drops threadline's processor with the rest
+    run_sync(agent(openai_url), "Hi")
+    assert captured.traces == []
+    tl_agents.autolog()
+    assert processors()[0] is mine and len(processors()) == 2
+    run_sync(agent(openai_url), "Hi")
+    assert len(captured.traces) == 1
+
+
+def test_runs_that_exclude_sensitive_data_keep_it_out_of_the_trace(captured, openai_url):
+    tl_agents.autolog()
+    config = RunConfig(trace_include_sensitive_data=False)
+    result = run_sync(agent(openai_url, tools=[get_weather]), "Secret question", run_config=config)
+    assert result.final_output == fake.REPLY
+
+    trace = only_trace(captured)
+    text = trace.to_json()
+    assert "Secret question" not in text and fake.REPLY not in text and "Paris" not in text
+    responses = [s for s in trace.data.spans if s.name == "response"]
+    assert [s.attributes[SpanAttributeKey.TOKEN_USAGE] for s in responses] == [
+        TOOL_CALL_TOKENS,
+        REPLY_TOKENS,
+    ]
+    assert trace.data.spans[0].inputs is None
+
+
 def test_log_traces_false_and_tracing_disabled(captured, openai_url):
     tl_agents.autolog(log_traces=False)
     assert not tl_agents.INTEGRATION.enabled

@@ -39,8 +39,10 @@ class HookIntegration(Integration):
 
     ``install(module)`` puts threadline's hook in the library and returns a handle;
     ``uninstall(handle)`` takes out exactly that hook, leaving the user's own hooks and
-    the library's defaults where they are. ``targets`` are optional patches (see
-    ``Integration``), applied before the hook and undone after it is removed.
+    the library's defaults where they are; ``present(handle)`` tells whether the hook is
+    still there (a user who replaced the library's whole hook list dropped it: ``autolog()``
+    then adds it again). ``targets`` are optional patches (see ``Integration``), applied
+    before the hook and undone after it is removed.
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class HookIntegration(Integration):
         minimum_version: str,
         install: Callable[[ModuleType], Any],
         uninstall: Callable[[Any], None],
+        present: Callable[[Any], bool],
         targets: Callable[[ModuleType], list[Target]] | None = None,
         import_name: str | None = None,
         hides_inner_calls: bool = False,
@@ -65,6 +68,7 @@ class HookIntegration(Integration):
         )
         self._install = install
         self._uninstall = uninstall
+        self._present = present
         self._handle: Any = None
         self._installed = False
 
@@ -82,7 +86,9 @@ class HookIntegration(Integration):
                 self._undo()
                 return
             if self._installed:
-                return
+                if self._present(self._handle):
+                    return
+                self._undo()  # the user replaced the library's hooks: start over
             module = self._import()
             self._check_version(module)
             for target in self._targets(module):

@@ -399,6 +399,12 @@ def _install(dspy: ModuleType) -> Any:
     return callback
 
 
+def _present(callback: Any) -> bool:
+    import dspy
+
+    return any(c is callback for c in dspy.settings.get("callbacks") or [])
+
+
 def _uninstall(callback: Any) -> None:
     """Take threadline's callback out of DSPy's global callbacks, leaving the others."""
     callback.active = False
@@ -423,6 +429,7 @@ INTEGRATION = HookIntegration(
     minimum_version="3.4.0",
     install=_install,
     uninstall=_uninstall,
+    present=_present,
     hides_inner_calls=True,
 )
 

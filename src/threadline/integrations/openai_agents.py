@@ -63,8 +63,8 @@ class _Run:
 
     __slots__ = ("ended", "inputs", "result", "span", "streamed", "task_seen")
 
-    def __init__(self, inputs: dict[str, Any], streamed: bool) -> None:
-        self.inputs = inputs
+    def __init__(self, inputs: dict[str, Any] | None, streamed: bool) -> None:
+        self.inputs = inputs  # None: the run's data is not to be traced
         self.streamed = streamed
         self.span: FrameworkSpan | None = None
         self.task_seen = False
@@ -74,7 +74,7 @@ class _Run:
     def claim(self, entry: FrameworkSpan) -> None:
         self.span = entry
         live = entry.live
-        if live is not None:
+        if live is not None and self.inputs is not None:
             live.set_inputs(self.inputs)
 
     def finish(self, outputs: Any = MISSING, exc: BaseException | None = None) -> None:
@@ -82,7 +82,7 @@ class _Run:
         if self.span is None or self.ended:
             return
         self.ended = True
-        self.span.end(outputs, exc)
+        self.span.end(MISSING if self.inputs is None else outputs, exc)
 
     def framework_ended(self) -> None:
         """The SDK ended the run's span. A streamed run ends it now, with what the stream
@@ -100,8 +100,18 @@ class _Run:
 _current_run: ContextVar[_Run | None] = ContextVar("threadline_agents_run", default=None)
 
 
-def _run_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The run's input (``Runner.run(agent, input, ...)``), without context or settings."""
+def _run_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's input (``Runner.run(agent, input, ...)``), without context or settings;
+    None when the run says its data is not to be traced (``trace_include_sensitive_data``,
+    which the SDK honours for the model calls and tools as well)."""
+    include = getattr(kwargs.get("run_config"), "trace_include_sensitive_data", None)
+    if include is None:
+        from agents import run_config
+
+        default = getattr(run_config, "_default_trace_include_sensitive_data", None)
+        include = default() if callable(default) else True
+    if not include:
+        return None
     value = kwargs["input"] if "input" in kwargs else (args[1] if len(args) > 1 else None)
     return {"input": value}
 
@@ -482,6 +492,20 @@ def _install(agents: ModuleType) -> Any:
     return processor
 
 
+def _registered() -> tuple[Any, ...] | None:
+    """The processors of the SDK's trace provider, when it exposes them (the default one)."""
+    from agents import tracing
+
+    provider = tracing.get_trace_provider()
+    current = getattr(getattr(provider, "_multi_processor", None), "_processors", None)
+    return tuple(current) if isinstance(current, (tuple, list)) else None
+
+
+def _present(processor: Any) -> bool:
+    current = _registered()
+    return current is None or any(p is processor for p in current)
+
+
 def _uninstall(processor: Any) -> None:
     """Take threadline's processor out of the provider's list, leaving the others.
 
@@ -490,10 +514,9 @@ def _uninstall(processor: Any) -> None:
     processor.active = False
     from agents import tracing
 
-    provider = tracing.get_trace_provider()
-    current = getattr(getattr(provider, "_multi_processor", None), "_processors", None)
-    if isinstance(current, (tuple, list)) and any(p is processor for p in current):
-        provider.set_processors([p for p in current if p is not processor])
+    current = _registered()
+    if current is not None and any(p is processor for p in current):
+        tracing.get_trace_provider().set_processors([p for p in current if p is not processor])
 
 
 def _targets(agents: ModuleType) -> list[Target]:
@@ -512,6 +535,7 @@ INTEGRATION = HookIntegration(
     import_name="agents",
     install=_install,
     uninstall=_uninstall,
+    present=_present,
     targets=_targets,
     hides_inner_calls=True,
 )
