@@ -469,6 +469,37 @@ def test_guardrail_that_passes(captured, openai_url):
     assert guardrail.status.status_code == "OK"
 
 
+@function_tool(needs_approval=True)
+def guarded_weather(city: str) -> str:
+    """A tool that needs the user's approval."""
+    return f"sunny in {city}"
+
+
+def test_a_run_resumed_after_an_approval_is_a_trace_of_its_own(captured, openai_url):
+    tl_agents.autolog()
+
+    async def main() -> Any:
+        assistant = agent(openai_url, tools=[guarded_weather])
+        paused = await Runner.run(assistant, "Weather?")
+        state = paused.to_state()
+        for item in paused.interruptions:
+            state.approve(item)
+        return await Runner.run(assistant, state)
+
+    assert asyncio.run(main()).final_output == fake.REPLY
+    first, resumed = captured.traces
+    assert first.data.spans[0].inputs == {"input": "Weather?"}
+    assert by_name(first)["guarded_weather"].outputs is None  # not run: awaiting approval
+    # The SDK carries on its first trace, which threadline has already written: the resumed
+    # part is a trace of its own, rooted at the run's task span.
+    root = resumed.data.spans[0]
+    assert root.parent_id is None and root.name == "Agent workflow"
+    assert root.inputs == {"input": "RunState"} and root.outputs == fake.REPLY
+    assert by_name(resumed)["guarded_weather"].outputs == TOOL_REPLY
+    ids = {s.span_id for s in resumed.data.spans}
+    assert all(s.parent_id in ids for s in resumed.data.spans[1:])
+
+
 # --- nesting --------------------------------------------------------------------------------
 
 

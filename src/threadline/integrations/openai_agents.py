@@ -113,6 +113,8 @@ def _run_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]
     if not include:
         return None
     value = kwargs["input"] if "input" in kwargs else (args[1] if len(args) > 1 else None)
+    if value is not None and not isinstance(value, (str, list, tuple)):
+        return {"input": type(value).__name__}  # a RunState being resumed: named, not dumped
     return {"input": value}
 
 
