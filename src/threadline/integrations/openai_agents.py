@@ -3,24 +3,32 @@
 Through the SDK's own tracing API: a ``TracingProcessor`` is added to the SDK's trace
 provider (``agents.add_trace_processor``), next to the SDK's default processor and any the
 user registered, which keep receiving every trace. ``disable=True`` takes out only
-threadline's processor.
+threadline's processor (and ``autolog()`` adds it back if ``set_trace_processors`` dropped
+it since).
 
-Each SDK trace becomes a threadline trace, or a span under the current threadline span
-when the run happens inside ``@threadline.trace``. Its spans map to: agent → AGENT, turn
-and task (one ``Runner`` run) → CHAIN, response and generation (one model call) →
-CHAT_MODEL with the model, token usage and the conversation in threadline's chat format,
-function tool → TOOL, handoff → TOOL, guardrail and custom spans → CHAIN. While an SDK span
+Each SDK trace becomes a threadline trace whose root (AGENT) holds the run's input and
+final output, or a span under the current threadline span when the run happens inside
+``@threadline.trace``. SDK spans map to: agent → AGENT, turn → CHAIN, response and
+generation (one model call) → CHAT_MODEL with the model, token usage and the conversation
+in threadline's chat format, function tool → TOOL, handoff → TOOL, guardrail and custom
+spans → CHAIN. A run's task span is its trace's root when the run opened the trace, and a
+CHAIN span with the run's input and output inside a trace the caller opened
+(``with agents.trace(...)``) or inside a tool (an agent used as a tool). While an SDK span
 is open it is threadline's current span in the same context, so ``@threadline.trace`` code
 in a function tool nests under the tool's span, and a run started there nests under it.
+A run resumed from a ``RunState`` continues an SDK trace threadline has already written:
+it is a trace of its own.
 
 The SDK's traces do not carry a run's input and final output, so ``AgentRunner.run`` and
 ``run_streamed`` (which ``Runner.run``, ``run_sync`` and ``run_streamed`` call) are wrapped
-to record them on the run's span; nothing else is patched. With ``threadline.openai`` (or
+to record them; nothing else is patched. With ``threadline.openai`` (or
 ``threadline.litellm``) autologging also on, the SDK's model calls are recorded once, by
 the response/generation span: the client library's inner span is not recorded apart, so
-tokens are counted once. An error the SDK records on a span makes it ERROR; the SDK's
-exceptions reach the caller unchanged. A run's model settings are recorded without
-headers, query options or other arguments named like credentials.
+tokens are counted once. An error the SDK records on a span makes it ERROR with an
+``exception`` event (the exception itself when it is still being handled); the SDK's
+exceptions reach the caller unchanged. A run with ``trace_include_sensitive_data=False``
+has no input or output recorded, as the SDK leaves them out of its spans; model settings
+are recorded without headers, query options or arguments named like credentials.
 """
 
 from __future__ import annotations
