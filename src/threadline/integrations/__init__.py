@@ -24,6 +24,8 @@ _REGISTRY: dict[str, str] = {
     "gemini": "threadline.integrations.gemini",
     "litellm": "threadline.integrations.litellm",
     "groq": "threadline.integrations.groq",
+    "openai_agents": "threadline.integrations.openai_agents",
+    "dspy": "threadline.integrations.dspy",
 }
 
 __all__ = ["autolog", "register", "registered"]
