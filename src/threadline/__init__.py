@@ -47,13 +47,17 @@ _LAZY_MODULES = ("client", "config", "entities")
 _INTEGRATIONS = (
     "anthropic",
     "bedrock",
+    "dspy",
     "gemini",
     "groq",
     "langchain",
     "litellm",
+    "llama_index",
     "mistral",
     "ollama",
     "openai",
+    "openai_agents",
+    "pydantic_ai",
 )
 
 __all__ = [
