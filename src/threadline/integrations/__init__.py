@@ -24,6 +24,7 @@ _REGISTRY: dict[str, str] = {
     "gemini": "threadline.integrations.gemini",
     "litellm": "threadline.integrations.litellm",
     "groq": "threadline.integrations.groq",
+    "llama_index": "threadline.integrations.llama_index",
 }
 
 __all__ = ["autolog", "register", "registered"]

@@ -1,0 +1,364 @@
+"""LlamaIndex's objects as the values a threadline span records.
+
+Messages become the chat format (``_chat_format``), retrieved nodes become ``Document``s
+(text, score, id, metadata), responses their text, workflow events their fields, and
+anything else a snapshot. Every function here returns fresh values that share nothing
+with the caller's objects, so spans can hold them without another copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from threadline.integrations import _chat_format as cf
+from threadline.tracing._serialize import snapshot
+
+_SCALARS = (str, int, float, bool, type(None))
+# Arguments never recorded: credentials, and the workflow context object (its repr is noise).
+_SECRET_WORDS = ("api_key", "apikey", "token", "secret", "password", "credential", "headers")
+
+
+@dataclass
+class Document:
+    """One retrieved node, as a retriever span's ``outputs["documents"]`` holds it.
+
+    Span processors see these objects (``doc.id``); the stored trace holds them as dicts.
+    """
+
+    id: str | None
+    text: str | None
+    score: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def is_secret(name: str) -> bool:
+    """Whether an argument's name says it may hold a credential."""
+    lower = name.lower()
+    return any(word in lower for word in _SECRET_WORDS)
+
+
+# --- nodes ----------------------------------------------------------------------------------
+
+
+def document(item: Any) -> Document:
+    """A ``NodeWithScore`` (or a bare node) as a ``Document``."""
+    node = getattr(item, "node", item)
+    score = getattr(item, "score", None) if node is not item else None
+    return Document(
+        id=getattr(node, "node_id", None),
+        text=_node_text(node),
+        score=score if isinstance(score, (int, float)) else None,
+        metadata=snapshot(getattr(node, "metadata", None) or {}),
+    )
+
+
+def documents(result: Any) -> dict[str, Any] | None:
+    """A retriever's list of nodes as ``{"documents": [...]}``; None for anything else."""
+    if not isinstance(result, list) or not all(_is_node(item) for item in result):
+        return None
+    return {"documents": [document(item) for item in result]}
+
+
+def _is_node(value: Any) -> bool:
+    return (hasattr(value, "node") and hasattr(value, "score")) or hasattr(value, "node_id")
+
+
+def _node_text(node: Any) -> str | None:
+    text = getattr(node, "text", None)
+    if isinstance(text, str):
+        return text
+    get_content = getattr(node, "get_content", None)
+    try:
+        return get_content() if callable(get_content) else None
+    except Exception:
+        return None
+
+
+# --- messages -------------------------------------------------------------------------------
+
+
+def message(msg: Any) -> dict[str, Any]:
+    """A LlamaIndex ``ChatMessage`` in the chat format (text, tool calls, tool call id)."""
+    role = getattr(msg, "role", "user")
+    role = getattr(role, "value", role)
+    extra = getattr(msg, "additional_kwargs", None) or {}
+    calls = tool_calls(msg, extra)
+    call_id = extra.get("tool_call_id") if role == "tool" else None
+    return cf.message(
+        role, _message_text(msg), calls, str(call_id) if call_id is not None else None
+    )
+
+
+def _message_text(msg: Any) -> Any:
+    blocks = getattr(msg, "blocks", None)
+    if blocks:
+        texts = [b.text for b in blocks if getattr(b, "block_type", None) == "text"]
+        others = [b for b in blocks if getattr(b, "block_type", None) not in ("text", "tool_call")]
+        if others:  # images, audio, documents…: kept as a snapshot of every block
+            return snapshot(list(blocks))
+        return "\n".join(texts) if texts else None
+    try:
+        content = msg.content
+    except Exception:
+        return None
+    return cf.text_content(content)
+
+
+def tool_calls(msg: Any, extra: dict[str, Any]) -> list[dict[str, Any]]:
+    """Tool calls of an assistant message: ``ToolCallBlock``s, or OpenAI-style
+    ``additional_kwargs["tool_calls"]`` (older LlamaIndex integrations)."""
+    calls = []
+    for block in getattr(msg, "blocks", None) or ():
+        if getattr(block, "block_type", None) == "tool_call":
+            calls.append(cf.tool_call(block.tool_call_id, block.tool_name, block.tool_kwargs))
+    for call in extra.get("tool_calls") or ():
+        function = _get(call, "function")
+        if function is not None:
+            calls.append(
+                cf.tool_call(_get(call, "id"), _get(function, "name"), _get(function, "arguments"))
+            )
+    return calls
+
+
+def _get(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def tools(definitions: Any) -> list[dict[str, Any]]:
+    """Tool definitions sent to a model (OpenAI or Anthropic dicts, or LlamaIndex tools)."""
+    out = []
+    for item in definitions or ():
+        metadata = getattr(item, "metadata", None)
+        if metadata is not None and hasattr(metadata, "get_parameters_dict"):
+            out.append(cf.tool(metadata.name, metadata.description, metadata.get_parameters_dict()))
+            continue
+        if not isinstance(item, dict):
+            continue
+        nested = item.get("function")
+        function: dict[str, Any] = nested if isinstance(nested, dict) else item
+        parameters = function.get("parameters", function.get("input_schema"))
+        out.append(cf.tool(function.get("name"), function.get("description"), snapshot(parameters)))
+    return out
+
+
+# --- replies and usage ----------------------------------------------------------------------
+
+
+def reply_message(response: Any) -> dict[str, Any] | None:
+    """The model's reply in a ``ChatResponse`` or ``CompletionResponse``."""
+    msg = getattr(response, "message", None)
+    if msg is not None:
+        return message(msg)
+    text = getattr(response, "text", None)
+    return cf.message("assistant", text) if isinstance(text, str) else None
+
+
+def usage(response: Any) -> dict[str, Any]:
+    """Token-count attributes of a response: its raw provider reply's ``usage``
+    (OpenAI or Anthropic names), else LlamaIndex's ``additional_kwargs`` counts."""
+    raw = getattr(response, "raw", None)
+    found = _get(raw, "usage") if raw is not None else None
+    if found is not None:
+        details = _get(found, "prompt_tokens_details")
+        reasoning = _get(found, "completion_tokens_details")
+        inp = _first(found, "prompt_tokens", "input_tokens")
+        out = _first(found, "completion_tokens", "output_tokens")
+        if inp is not None or out is not None:
+            return cf.token_usage(
+                inp,
+                out,
+                _get(found, "total_tokens"),
+                cached_input_tokens=(
+                    _get(details, "cached_tokens") if details is not None else None
+                )
+                or _get(found, "cache_read_input_tokens"),
+                cache_creation_input_tokens=_get(found, "cache_creation_input_tokens"),
+                reasoning_tokens=(
+                    _get(reasoning, "reasoning_tokens") if reasoning is not None else None
+                ),
+            )
+    extra = getattr(response, "additional_kwargs", None)
+    if isinstance(extra, dict):
+        return cf.token_usage(
+            extra.get("prompt_tokens"), extra.get("completion_tokens"), extra.get("total_tokens")
+        )
+    return {}
+
+
+def _first(obj: Any, *names: str) -> Any:
+    for name in names:
+        value = _get(obj, name)
+        if value is not None:
+            return value
+    return None
+
+
+def response_model(response: Any) -> str | None:
+    """The model that served a response, when its raw reply names it."""
+    raw = getattr(response, "raw", None)
+    return model_name(_get(raw, "model")) if raw is not None else None
+
+
+# --- inputs and outputs ---------------------------------------------------------------------
+
+
+def value(obj: Any, depth: int = 0) -> Any:
+    """Any argument or result as a recordable value (LlamaIndex types by their content)."""
+    if isinstance(obj, _SCALARS):
+        return snapshot(obj)
+    if depth > 8:
+        return snapshot(obj)
+    if isinstance(obj, (list, tuple)):
+        return [value(item, depth + 1) for item in obj]
+    if isinstance(obj, dict):
+        return {k: value(v, depth + 1) for k, v in obj.items() if not _unrecorded(k, v)}
+    name = type(obj).__name__
+    convert = _CONVERTERS.get(name)
+    if convert is not None:
+        try:
+            return convert(obj, depth)
+        except Exception:
+            return snapshot(obj)
+    if _is_node(obj):
+        return snapshot(document(obj))
+    if _is_event(obj):
+        return _event(obj, depth)
+    return snapshot(obj)
+
+
+def _unrecorded(name: Any, val: Any) -> bool:
+    return isinstance(name, str) and (is_secret(name) or type(val).__name__ == "Context")
+
+
+def arguments(bound: Any) -> dict[str, Any]:
+    """A call's bound arguments by parameter name; ``**kwargs`` merged in, credentials and
+    the workflow context left out."""
+    out: dict[str, Any] = {}
+    try:
+        parameters = bound.signature.parameters
+    except Exception:
+        parameters = {}
+    for name, val in bound.arguments.items():
+        if name == "self" or _unrecorded(name, val):
+            continue
+        param = parameters.get(name)
+        kind = getattr(param, "kind", None)
+        if kind == 4 and isinstance(val, dict):  # inspect.Parameter.VAR_KEYWORD
+            for key, item in val.items():
+                if not _unrecorded(key, item):
+                    out[key] = value(item)
+        elif kind == 2 and not val:  # an empty *args
+            continue
+        else:
+            out[name] = value(val)
+    return out
+
+
+def _query(obj: Any, depth: int) -> Any:
+    return obj.query_str
+
+
+def _template(obj: Any, depth: int) -> Any:
+    return obj.get_template()
+
+
+def _response(obj: Any, depth: int) -> Any:
+    text = getattr(obj, "response", None)
+    if isinstance(text, str) or text is None:
+        return text
+    return value(text, depth + 1)  # PydanticResponse: the model
+
+
+def _tool_output(obj: Any, depth: int) -> Any:
+    return obj.content
+
+
+def _completion(obj: Any, depth: int) -> Any:
+    return obj.text
+
+
+def _chat_response(obj: Any, depth: int) -> Any:
+    return message(obj.message)
+
+
+def _chat_message(obj: Any, depth: int) -> Any:
+    return message(obj)
+
+
+def _agent_chat_response(obj: Any, depth: int) -> Any:
+    return obj.response
+
+
+def _agent_output(obj: Any, depth: int) -> Any:
+    """An agent's answer (the event also carries the provider's raw reply: not recorded)."""
+    out = message(obj.response)
+    structured = getattr(obj, "structured_response", None)
+    if structured is not None:
+        out["structured_response"] = value(structured, depth + 1)
+    return out
+
+
+def _tool_selection(obj: Any, depth: int) -> Any:
+    return {"id": obj.tool_id, "name": obj.tool_name, "arguments": value(obj.tool_kwargs)}
+
+
+_CONVERTERS = {
+    "QueryBundle": _query,
+    "PromptTemplate": _template,
+    "ChatPromptTemplate": _template,
+    "SelectorPromptTemplate": _template,
+    "RichPromptTemplate": _template,
+    "Response": _response,
+    "PydanticResponse": _response,
+    "ToolOutput": _tool_output,
+    "CompletionResponse": _completion,
+    "ChatResponse": _chat_response,
+    "ChatMessage": _chat_message,
+    "AgentChatResponse": _agent_chat_response,
+    "ToolSelection": _tool_selection,
+    "AgentOutput": _agent_output,
+}
+
+
+def _is_event(obj: Any) -> bool:
+    return hasattr(obj, "model_fields") and hasattr(obj, "items") and hasattr(obj, "_data")
+
+
+def _event(obj: Any, depth: int) -> Any:
+    """A workflow event: a ``StopEvent``'s result, else its fields and its free-form data."""
+    if type(obj).__name__ == "StopEvent":
+        return value(getattr(obj, "result", None), depth + 1)
+    out = {
+        name: value(getattr(obj, name, None), depth + 1)
+        for name in type(obj).model_fields
+        if not name.startswith("_")
+    }
+    for key, item in obj.items():
+        out[key] = value(item, depth + 1)
+    return out
+
+
+def event_inputs(bound: Any) -> Any:
+    """A workflow step's or run's inputs: its event(s), without the context object."""
+    events = {name: value(val) for name, val in bound.arguments.items() if _is_event(val)}
+    if len(events) == 1:
+        (only,) = events.values()
+        return only
+    return events or arguments(bound)
+
+
+def text_of(item: Any) -> str | None:
+    """A streamed item's text (tokens are strings; structured chunks have ``answer``)."""
+    if isinstance(item, str):
+        return item
+    for name in ("delta", "answer", "text"):
+        text = getattr(item, name, None)
+        if isinstance(text, str):
+            return text
+    return None
+
+
+def model_name(name: Any) -> str | None:
+    """A model name worth recording (LlamaIndex says ``"unknown"`` when it has none)."""
+    return name if isinstance(name, str) and name and name != "unknown" else None
