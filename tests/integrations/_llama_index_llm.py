@@ -55,6 +55,14 @@ class OpenAIChatLLM(FunctionCallingLLM):
     def class_name(cls) -> str:
         return "OpenAIChatLLM"
 
+    def close(self) -> None:
+        """Close the synchronous client's connections."""
+        self._client.close()
+
+    async def aclose(self) -> None:
+        """Close the async client's connections (in the event loop that used them)."""
+        await self._aclient.close()
+
     @property
     def metadata(self) -> LLMMetadata:
         return LLMMetadata(

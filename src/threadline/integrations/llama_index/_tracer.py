@@ -20,6 +20,7 @@ LlamaIndex's dispatcher tells its span handlers when a decorated method starts
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from threadline.entities.keys import SpanAttributeKey
@@ -64,6 +65,8 @@ class Tracer:
         self.table = SpanTable()
         self._kinds: dict[tuple[type, str], tuple[str, str]] = {}
         self._on_event: dict[type, Any] = {}
+        self._streams: list[Record] = []  # LLM calls whose stream is being read
+        self._lock = threading.Lock()
 
     def on(self, event_class: type | None, handler: Any) -> None:
         """Handle events of exactly ``event_class`` with ``handler(record, event, own)``."""
@@ -95,18 +98,21 @@ class Tracer:
         elif method[:1] == "_" and method[:2] != "__" and not step:
             return  # a private method called on its own: its public caller is not traced
         kind, span_type = self._classify(instance, method, step)
+        inputs = v.event_inputs(bound) if kind in ("step", "run") else v.arguments(bound)
         if kind == "tool":
             name = _tool_name(instance) or name
+        elif kind == "llm" and self._streams:
+            outer = self._reading(instance, inputs)
+            if outer is not None:
+                table.alias(fid, outer)
+                return
         record = table.open(
             fid, name, span_type, instance, kind, self.config if kind == "llm" else None
         )
         if record is None or not isinstance(record.span, LiveSpan):
             return
         span = record.span
-        if kind in ("step", "run"):
-            span.set_inputs(v.event_inputs(bound))
-        else:
-            span.set_inputs(v.arguments(bound))
+        span.set_inputs(inputs)
         if kind == "embedding":
             model = v.model_name(getattr(instance, "model_name", None))
             if model is not None:
@@ -128,6 +134,8 @@ class Tracer:
         if kind == "llm" and record.started and _is_stream(result):
             table.leave(record)
             record.pending = True  # ended by the stream's end event
+            with self._lock:
+                self._streams.append(record)
             return
         if _streams.is_streaming_response(result):
             table.leave(record)
@@ -157,6 +165,37 @@ class Tracer:
             self.table.close(record, None, exc=err)
         except Exception as exc:
             report(self.config, "span-error", exc)
+
+    def _reading(self, instance: Any, inputs: dict[str, Any]) -> Record | None:
+        """The streamed call of ``instance`` that this call is part of, if any.
+
+        An async stream may make its request only when read, through another method
+        (``CustomLLM.astream_complete`` iterates ``stream_complete``): LlamaIndex then
+        reports the inner call as unrelated to the outer one. It is the outer call's
+        request when the same object gets the same messages under the same parent span
+        while the outer stream is open."""
+        parent = current_span.get()
+        if not isinstance(parent, LiveSpan):
+            return None
+        messages = _call_messages(inputs)
+        if messages is None:
+            return None
+        parent_id = parent.span_id
+        for record in list(self._streams):
+            if (
+                record.instance is instance
+                and record.messages == messages
+                and record.span.parent_id == parent_id
+            ):
+                return record
+        return None
+
+    def _end_stream(self, record: Record, exc: BaseException | None = None) -> None:
+        with self._lock:
+            if record in self._streams:
+                self._streams.remove(record)
+        self._put_messages(record)
+        self.table.close(record, None if exc is not None else MISSING, exc=exc)
 
     def _classify(self, instance: Any, method: str, step: bool) -> tuple[str, str]:
         if step:
@@ -260,21 +299,19 @@ class Tracer:
             record.outputs = reply if chat else reply.get("content")
             record.reply = reply
         if record.pending and (own or not record.own_start):
-            self._put_messages(record)
-            self.table.close(record)
+            self._end_stream(record)
 
     def exception(self, record: Record, event: Any, own: bool) -> None:
         """An error (or the caller closing it) while a stream was read."""
         if not record.pending or not (own or not record.own_start):
             return
         exc = event.exception
-        self._put_messages(record)
         if isinstance(exc, GeneratorExit):
             assert isinstance(record.span, LiveSpan)
             record.span.attributes[SpanAttributeKey.GENERATOR_CLOSED_EARLY] = True
-            self.table.close(record)
+            self._end_stream(record)
         else:
-            self.table.close(record, None, exc=exc)
+            self._end_stream(record, exc)
 
     def embedding_start(self, record: Record, event: Any, own: bool) -> None:
         model_dict = event.model_dict or {}
@@ -306,6 +343,18 @@ def _tool_name(instance: Any) -> str | None:
     metadata = getattr(instance, "metadata", None)
     name = getattr(metadata, "name", None)
     return name if isinstance(name, str) and name else None
+
+
+def _call_messages(inputs: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The messages an LLM call's recorded arguments send (as its start event gives them)."""
+    messages = inputs.get("messages")
+    if isinstance(messages, list):
+        return messages
+    prompt = inputs.get("prompt")
+    if prompt is None:
+        args = inputs.get("args")
+        prompt = args[0] if isinstance(args, list) and args else None
+    return [cf.message("user", prompt)] if isinstance(prompt, str) else None
 
 
 def _is_stream(result: Any) -> bool:

@@ -321,8 +321,21 @@ _CONVERTERS = {
 }
 
 
+_event_types: dict[type, bool] = {}
+
+
 def _is_event(obj: Any) -> bool:
-    return hasattr(obj, "model_fields") and hasattr(obj, "items") and hasattr(obj, "_data")
+    """Whether ``obj`` is a workflow ``Event`` (without importing the workflows package)."""
+    cls = type(obj)
+    known = _event_types.get(cls)
+    if known is None:
+        known = any(
+            c.__name__ == "Event" and c.__module__.startswith(("workflows", "llama_index"))
+            for c in cls.__mro__
+        )
+        if len(_event_types) < 4096:
+            _event_types[cls] = known
+    return known
 
 
 def _event(obj: Any, depth: int) -> Any:
