@@ -295,8 +295,7 @@ class Tracer:
             span.attributes[_MODEL] = model
         reply = v.reply_message(response)
         if reply is not None:
-            chat = getattr(response, "message", None) is not None
-            record.outputs = reply if chat else reply.get("content")
+            record.outputs = reply if v.is_chat_response(response) else reply.get("content")
             record.reply = reply
         if record.pending and (own or not record.own_start):
             self._end_stream(record)
@@ -358,4 +357,5 @@ def _call_messages(inputs: dict[str, Any]) -> list[dict[str, Any]] | None:
 
 
 def _is_stream(result: Any) -> bool:
-    return hasattr(result, "__next__") or hasattr(result, "__anext__")
+    cls = type(result)
+    return hasattr(cls, "__next__") or hasattr(cls, "__anext__")

@@ -15,6 +15,7 @@ from threadline.integrations import _chat_format as cf
 from threadline.tracing._serialize import snapshot
 
 _SCALARS = (str, int, float, bool, type(None))
+_SCALAR_TYPES = frozenset(_SCALARS)
 # Arguments never recorded: credentials, and the workflow context object (its repr is noise).
 _SECRET_WORDS = ("api_key", "apikey", "token", "secret", "password", "credential", "headers")
 
@@ -32,10 +33,18 @@ class Document:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+_secret_names: dict[str, bool] = {}
+
+
 def is_secret(name: str) -> bool:
     """Whether an argument's name says it may hold a credential."""
-    lower = name.lower()
-    return any(word in lower for word in _SECRET_WORDS)
+    known = _secret_names.get(name)
+    if known is None:
+        lower = name.lower()
+        known = any(word in lower for word in _SECRET_WORDS)
+        if len(_secret_names) < 4096:
+            _secret_names[name] = known
+    return known
 
 
 # --- nodes ----------------------------------------------------------------------------------
@@ -55,13 +64,25 @@ def document(item: Any) -> Document:
 
 def documents(result: Any) -> dict[str, Any] | None:
     """A retriever's list of nodes as ``{"documents": [...]}``; None for anything else."""
-    if not isinstance(result, list) or not all(_is_node(item) for item in result):
+    if type(result) is not list or not all(_is_node(item) for item in result):
         return None
     return {"documents": [document(item) for item in result]}
 
 
-def _is_node(value: Any) -> bool:
-    return (hasattr(value, "node") and hasattr(value, "score")) or hasattr(value, "node_id")
+_node_types: dict[type, bool] = {}
+
+
+def _is_node(obj: Any) -> bool:
+    """Whether ``obj`` is a LlamaIndex node or ``NodeWithScore`` (decided once per class:
+    a failed attribute lookup on a pydantic model is slow)."""
+    cls = type(obj)
+    known = _node_types.get(cls)
+    if known is None:
+        fields = getattr(cls, "model_fields", None) or {}
+        known = ("node" in fields and "score" in fields) or hasattr(cls, "node_id")
+        if len(_node_types) < 4096:
+            _node_types[cls] = known
+    return known
 
 
 def _node_text(node: Any) -> str | None:
@@ -147,11 +168,15 @@ def tools(definitions: Any) -> list[dict[str, Any]]:
 
 def reply_message(response: Any) -> dict[str, Any] | None:
     """The model's reply in a ``ChatResponse`` or ``CompletionResponse``."""
-    msg = getattr(response, "message", None)
-    if msg is not None:
-        return message(msg)
+    if is_chat_response(response):
+        return message(response.message)
     text = getattr(response, "text", None)
     return cf.message("assistant", text) if isinstance(text, str) else None
+
+
+def is_chat_response(response: Any) -> bool:
+    """A ``ChatResponse`` (it has a ``message``) rather than a ``CompletionResponse``."""
+    return "message" in (getattr(type(response), "model_fields", None) or ())
 
 
 def usage(response: Any) -> dict[str, Any]:
@@ -205,6 +230,8 @@ def response_model(response: Any) -> str | None:
 
 def value(obj: Any, depth: int = 0) -> Any:
     """Any argument or result as a recordable value (LlamaIndex types by their content)."""
+    if type(obj) in _SCALAR_TYPES:
+        return obj
     if isinstance(obj, _SCALARS):
         return snapshot(obj)
     if depth > 8:
@@ -228,7 +255,7 @@ def value(obj: Any, depth: int = 0) -> Any:
 
 
 def _unrecorded(name: Any, val: Any) -> bool:
-    return isinstance(name, str) and (is_secret(name) or type(val).__name__ == "Context")
+    return type(name) is str and (is_secret(name) or type(val).__name__ == "Context")
 
 
 def arguments(bound: Any) -> dict[str, Any]:
