@@ -580,6 +580,26 @@ def test_nesting_both_ways(captured, index, llm):
     assert children(spans, tool_span) == ["RetrieverQueryEngine.query", "convert"]
 
 
+def test_workflow_and_agent_nest_under_trace(captured, models):
+    agent = FunctionAgent(tools=[WEATHER], llm=models(), streaming=False)
+    tl_llama_index.autolog()
+
+    @threadline.trace
+    async def handle(topic: str) -> str:
+        try:
+            written = await WriteFlow().run(topic=topic)
+            answer = await agent.run(user_msg="Weather in Paris?")
+        finally:
+            await agent.llm.aclose()
+        return f"{written} {answer}"
+
+    assert asyncio.run(handle("tides")) == f"ABOUT TIDES {fake.REPLY}"
+    spans = only_trace(captured)
+    root = one(spans, "handle")
+    assert children(spans, root) == ["WriteFlow.run", "FunctionAgent.run"]
+    assert one(spans, "get_weather").parent_id == one(spans, "BaseWorkflowAgent.call_tool").span_id
+
+
 def test_disabled_tracing_records_nothing(captured, index, llm):
     engine = index.as_query_engine(llm=llm, similarity_top_k=1)
     tl_llama_index.autolog()

@@ -27,6 +27,7 @@ from threadline.entities.keys import SpanAttributeKey
 from threadline.entities.span import SpanType
 from threadline.integrations import _chat_format as cf
 from threadline.integrations._llm_call import Config, report
+from threadline.integrations.llama_index import _messages as m
 from threadline.integrations.llama_index import _streams
 from threadline.integrations.llama_index import _values as v
 from threadline.integrations.llama_index._run_spans import Record, SpanTable
@@ -114,7 +115,7 @@ class Tracer:
         span = record.span
         span.set_inputs(inputs)
         if kind == "embedding":
-            model = v.model_name(getattr(instance, "model_name", None))
+            model = m.model_name(getattr(instance, "model_name", None))
             if model is not None:
                 span.attributes[_MODEL] = model
 
@@ -247,7 +248,7 @@ class Tracer:
             report(self.config, "event", exc)
 
     def chat_start(self, record: Record, event: Any, own: bool) -> None:
-        messages = [v.message(m) for m in event.messages]
+        messages = [m.message(msg) for msg in event.messages]
         self._llm_start(record, event, own, messages, {"messages": messages})
 
     def completion_start(self, record: Record, event: Any, own: bool) -> None:
@@ -277,11 +278,11 @@ class Tracer:
         attributes = span.attributes
         if _MODEL not in attributes:
             model_dict = event.model_dict or {}
-            model = v.model_name(model_dict.get("model") or model_dict.get("model_name"))
+            model = m.model_name(model_dict.get("model") or model_dict.get("model_name"))
             if model is not None:
                 attributes[_MODEL] = model
         if extra.get("tools") and cf.CHAT_TOOLS not in attributes:
-            attributes[cf.CHAT_TOOLS] = v.tools(extra["tools"])
+            attributes[cf.CHAT_TOOLS] = m.tools(extra["tools"])
 
     def llm_end(self, record: Record, event: Any, own: bool) -> None:
         response = event.response
@@ -289,13 +290,13 @@ class Tracer:
             return
         span = record.span
         assert isinstance(span, LiveSpan)
-        span.attributes.update(v.usage(response))
-        model = v.response_model(response)
+        span.attributes.update(m.usage(response))
+        model = m.response_model(response)
         if model is not None:
             span.attributes[_MODEL] = model
-        reply = v.reply_message(response)
+        reply = m.reply_message(response)
         if reply is not None:
-            record.outputs = reply if v.is_chat_response(response) else reply.get("content")
+            record.outputs = reply if m.is_chat_response(response) else reply.get("content")
             record.reply = reply
         if record.pending and (own or not record.own_start):
             self._end_stream(record)
@@ -314,7 +315,7 @@ class Tracer:
 
     def embedding_start(self, record: Record, event: Any, own: bool) -> None:
         model_dict = event.model_dict or {}
-        model = v.model_name(model_dict.get("model_name") or model_dict.get("model"))
+        model = m.model_name(model_dict.get("model_name") or model_dict.get("model"))
         assert isinstance(record.span, LiveSpan)
         if model is not None:
             record.span.attributes[_MODEL] = model
@@ -322,7 +323,7 @@ class Tracer:
     def rerank_start(self, record: Record, event: Any, own: bool) -> None:
         assert isinstance(record.span, LiveSpan)
         attributes = record.span.attributes
-        model = v.model_name(event.model_name)
+        model = m.model_name(event.model_name)
         if model is not None:
             attributes[_MODEL] = model
         attributes["top_n"] = event.top_n
