@@ -778,3 +778,30 @@ def test_no_call_recorded_twice_with_openai_autolog(captured, models, openai_ser
     ]
     call_ids = {s.span_id for s in calls}
     assert not [s for s in all_spans(captured) if s.parent_id in call_ids]
+
+
+def test_client_call_of_a_tool_run_by_an_llm_call_is_recorded(captured, models, openai_client):
+    """``predict_and_call`` runs the tool inside the LLM call's span: the tool's own model
+    call is not the LLM call's request, so the openai integration records it."""
+
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        reply = openai_client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": city}]
+        )
+        return reply.choices[0].message.content
+
+    threadline.openai.autolog()
+    tl_llama_index.autolog()
+    output = models().predict_and_call(
+        [FunctionTool.from_defaults(get_weather)], user_msg="Weather in Paris?"
+    )
+    assert output.response == fake.REPLY
+    spans = only_trace(captured)
+    outer = one(spans, "OpenAIChatLLM.predict_and_call")
+    tool = one(spans, "get_weather")
+    assert tool.parent_id == outer.span_id
+    (client_call,) = [s for s in spans if s.parent_id == tool.span_id]
+    assert client_call.span_type == SpanType.CHAT_MODEL
+    assert client_call.attributes[SpanAttributeKey.TOKEN_USAGE] == ANSWER_USAGE
+    assert not [s for s in spans if s.parent_id == outer.span_id and s is not tool]

@@ -19,6 +19,7 @@ from threadline.tracing._noop import NoOpSpan
 from threadline.tracing._span import LiveSpan
 
 Span = LiveSpan | NoOpSpan
+KEEP: Any = object()  # ``SpanTable.open``: leave the calling integration as it is
 
 
 class Record:
@@ -49,7 +50,7 @@ class Record:
         self.aliases: list[str] = []
         self.token: Token[Any] | None = None
         self.calling: Token[Any] | None = None
-        self.hide: Config | None = None  # set as the calling integration while current
+        self.hide: Config | None = None  # the calling integration while current
         self.messages: list[dict[str, Any]] | None = None  # an LLM call's input, normalised
         self.outputs: Any = MISSING
         self.reply: dict[str, Any] | None = None  # an LLM call's reply, normalised
@@ -76,17 +77,21 @@ class SpanTable:
         span_type: str,
         instance: Any,
         kind: str,
-        hide_inner: Config | None = None,
+        calling: Any = KEEP,
     ) -> Record | None:
-        """Begin a span under the current one and make it current; None if not tracing."""
+        """Begin a span under the current one and make it current; None if not tracing.
+
+        ``calling``: what the shared LLM-call wrapper (``_llm_call``) sees as the calling
+        integration while the span is current: a ``Config`` that hides inner client calls,
+        ``None`` to record them again (a tool run inside an LLM call), or ``KEEP``."""
         span = begin_span(name, span_type, None)
         if span is None:
             return None
         record = Record(fid, span, instance, kind)
         record.token = current_span.set(span)
-        if hide_inner is not None:
-            record.hide = hide_inner
-            record.calling = _calling.set(hide_inner)
+        if calling is not KEEP:
+            record.hide = calling
+            record.calling = _calling.set(calling)
         self.records[fid] = record
         return record
 

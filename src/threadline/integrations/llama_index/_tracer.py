@@ -26,11 +26,11 @@ from typing import Any
 from threadline.entities.keys import SpanAttributeKey
 from threadline.entities.span import SpanType
 from threadline.integrations import _chat_format as cf
-from threadline.integrations._llm_call import Config, report
+from threadline.integrations._llm_call import Config, _calling, report
 from threadline.integrations.llama_index import _messages as m
 from threadline.integrations.llama_index import _streams
 from threadline.integrations.llama_index import _values as v
-from threadline.integrations.llama_index._run_spans import Record, SpanTable
+from threadline.integrations.llama_index._run_spans import KEEP, Record, SpanTable
 from threadline.tracing._context import current_span
 from threadline.tracing._lifecycle import MISSING
 from threadline.tracing._runtime import RT
@@ -107,9 +107,11 @@ class Tracer:
             if outer is not None:
                 table.alias(fid, outer)
                 return
-        record = table.open(
-            fid, name, span_type, instance, kind, self.config if kind == "llm" else None
-        )
+        if kind == "llm":
+            calling: Any = self.config  # the client call it makes is not recorded again
+        else:  # a tool run by an LLM call (predict_and_call): its client calls are its own
+            calling = None if _calling.get() is self.config else KEEP
+        record = table.open(fid, name, span_type, instance, kind, calling)
         if record is None or not isinstance(record.span, LiveSpan):
             return
         span = record.span
