@@ -6,7 +6,8 @@ this project is tested against, so the tests use this small model instead. It do
 that package does on the wire (chat completions, OpenAI tool definitions, tool calls in the
 reply) and hands LlamaIndex the SDK's response object as ``raw``; against the fake server
 (``_fake_openai``) it is a deterministic model: with tools it first calls the first tool,
-after the tool's result it answers ``REPLY``.
+after the tool's result it answers ``REPLY``. Tool calls are ``ToolCallBlock``s where
+LlamaIndex has them, else OpenAI-style ``additional_kwargs["tool_calls"]`` (older releases).
 """
 
 from __future__ import annotations
@@ -27,12 +28,16 @@ from llama_index.core.base.llms.types import (
     LLMMetadata,
     MessageRole,
     TextBlock,
-    ToolCallBlock,
 )
 from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
+
+try:  # llama-index-core 0.14.x with tool calls as message blocks
+    from llama_index.core.base.llms.types import ToolCallBlock
+except ImportError:  # older: OpenAI-style ``additional_kwargs["tool_calls"]``
+    ToolCallBlock = None
 
 
 class OpenAIChatLLM(FunctionCallingLLM):
@@ -79,18 +84,11 @@ class OpenAIChatLLM(FunctionCallingLLM):
 
     def _reply(self, completion: Any) -> ChatResponse:
         message = completion.choices[0].message
-        blocks: list[Any] = [TextBlock(text=message.content)] if message.content else []
-        for call in message.tool_calls or []:
-            blocks.append(
-                ToolCallBlock(
-                    tool_call_id=call.id,
-                    tool_name=call.function.name,
-                    tool_kwargs=json.loads(call.function.arguments or "{}"),
-                )
-            )
-        return ChatResponse(
-            message=ChatMessage(role=MessageRole.ASSISTANT, blocks=blocks), raw=completion
-        )
+        calls = [
+            (call.id, call.function.name, call.function.arguments or "{}")
+            for call in message.tool_calls or []
+        ]
+        return ChatResponse(message=_assistant(message.content or "", calls), raw=completion)
 
     # --- chat
 
@@ -191,13 +189,8 @@ class OpenAIChatLLM(FunctionCallingLLM):
         self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any
     ) -> list[ToolSelection]:
         calls = [
-            ToolSelection(
-                tool_id=block.tool_call_id or "",
-                tool_name=block.tool_name,
-                tool_kwargs=block.tool_kwargs if isinstance(block.tool_kwargs, dict) else {},
-            )
-            for block in response.message.blocks
-            if isinstance(block, ToolCallBlock)
+            ToolSelection(tool_id=call_id or "", tool_name=name, tool_kwargs=arguments)
+            for call_id, name, arguments in _tool_calls(response.message)
         ]
         if not calls and error_on_no_tool_call:
             raise ValueError("the model called no tool")
@@ -208,15 +201,11 @@ def _wire(message: ChatMessage) -> dict[str, Any]:
     """A LlamaIndex message as the chat completions API takes it."""
     role = message.role.value
     out: dict[str, Any] = {"role": role, "content": message.content or ""}
-    calls = [b for b in message.blocks if isinstance(b, ToolCallBlock)]
+    calls = _tool_calls(message)
     if calls:
         out["tool_calls"] = [
-            {
-                "id": b.tool_call_id,
-                "type": "function",
-                "function": {"name": b.tool_name, "arguments": json.dumps(b.tool_kwargs)},
-            }
-            for b in calls
+            {"id": i, "type": "function", "function": {"name": n, "arguments": json.dumps(a)}}
+            for i, n, a in calls
         ]
     if role == "tool":
         out["tool_call_id"] = message.additional_kwargs.get("tool_call_id")
@@ -247,19 +236,48 @@ class _StreamAccumulator:
         return delta.content or ""
 
     def response(self, delta: str) -> ChatResponse:
-        blocks: list[Any] = [TextBlock(text=self.text)] if self.text else []
-        for entry in self.calls.values():
-            try:
-                arguments = json.loads(entry["arguments"] or "{}")
-            except ValueError:
-                arguments = {}
-            blocks.append(
-                ToolCallBlock(
-                    tool_call_id=entry["id"], tool_name=entry["name"], tool_kwargs=arguments
-                )
-            )
-        return ChatResponse(
-            message=ChatMessage(role=MessageRole.ASSISTANT, blocks=blocks),
-            delta=delta,
-            raw=self.last,
+        calls = [(e["id"], e["name"], e["arguments"]) for e in self.calls.values()]
+        return ChatResponse(message=_assistant(self.text, calls), delta=delta, raw=self.last)
+
+
+def _arguments(text: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(text or "{}")
+    except ValueError:  # a stream cut in the middle of the arguments
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _assistant(text: str, calls: list[tuple[Any, str, str]]) -> ChatMessage:
+    """The model's reply: its text and tool calls ``(id, name, JSON arguments)``."""
+    if ToolCallBlock is None:
+        extra = {
+            "tool_calls": [
+                {"id": i, "type": "function", "function": {"name": n, "arguments": a}}
+                for i, n, a in calls
+            ]
+        }
+        return ChatMessage(
+            role=MessageRole.ASSISTANT,
+            content=text or None,
+            additional_kwargs=extra if calls else {},
         )
+    blocks: list[Any] = [TextBlock(text=text)] if text else []
+    blocks += [
+        ToolCallBlock(tool_call_id=i, tool_name=n, tool_kwargs=_arguments(a)) for i, n, a in calls
+    ]
+    return ChatMessage(role=MessageRole.ASSISTANT, blocks=blocks)
+
+
+def _tool_calls(message: ChatMessage) -> list[tuple[Any, str, dict[str, Any]]]:
+    """``(id, name, arguments)`` of a reply's tool calls, in either representation."""
+    if ToolCallBlock is None:
+        return [
+            (c["id"], c["function"]["name"], _arguments(c["function"]["arguments"]))
+            for c in message.additional_kwargs.get("tool_calls", [])
+        ]
+    return [
+        (b.tool_call_id, b.tool_name, b.tool_kwargs if isinstance(b.tool_kwargs, dict) else {})
+        for b in message.blocks
+        if isinstance(b, ToolCallBlock)
+    ]

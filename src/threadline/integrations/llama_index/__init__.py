@@ -19,6 +19,7 @@ the span is ERROR with the exception. With the LLM client's autologging on as we
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 from threadline.errors import InvalidArgumentError
@@ -76,6 +77,17 @@ class _LlamaIndexIntegration(Integration):
             self.config.active = True
         if not silent:
             _log(f"threadline: autologging enabled for {self.name} {self.version(module)}.")
+
+    def version(self, module: ModuleType) -> str:
+        """The installed distribution's version: ``llama_index.core.__version__`` can lag
+        behind it (0.14.0 reports 0.13.6)."""
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as dist_version
+
+        try:
+            return dist_version(self.distribution)
+        except PackageNotFoundError:
+            return super().version(module)
 
     def _remove(self) -> None:
         """Take threadline's two handlers off the dispatcher (by identity, in place)."""
