@@ -26,6 +26,7 @@ _REGISTRY: dict[str, str] = {
     "groq": "threadline.integrations.groq",
     "openai_agents": "threadline.integrations.openai_agents",
     "dspy": "threadline.integrations.dspy",
+    "llama_index": "threadline.integrations.llama_index",
 }
 
 __all__ = ["autolog", "register", "registered"]
