@@ -24,6 +24,7 @@ _REGISTRY: dict[str, str] = {
     "gemini": "threadline.integrations.gemini",
     "litellm": "threadline.integrations.litellm",
     "groq": "threadline.integrations.groq",
+    "langchain": "threadline.integrations.langchain",
 }
 
 __all__ = ["autolog", "register", "registered"]
