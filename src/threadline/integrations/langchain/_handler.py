@@ -129,6 +129,7 @@ class ThreadlineCallbackHandler(BaseCallbackHandler):
                 _name(kwargs, serialized, "Chain"),
                 span_type,
                 scope=not streamed,
+                starter=starter,
             )
             if run is None:
                 return
@@ -246,6 +247,8 @@ class ThreadlineCallbackHandler(BaseCallbackHandler):
             span_type,
             scope=True,
             hide_inner=True,
+            starter=_starter(),
+            batch_keeps_first=True,
         )
         if run is None or not isinstance(run.span, LiveSpan):
             return None
@@ -322,8 +325,9 @@ class ThreadlineCallbackHandler(BaseCallbackHandler):
         if not self._recording():
             return
         try:
+            name = _name(kwargs, serialized, "tool")
             run = self.runs.start(
-                run_id, parent_run_id, _name(kwargs, serialized, "tool"), SpanType.TOOL, scope=True
+                run_id, parent_run_id, name, SpanType.TOOL, scope=True, starter=_starter()
             )
             if run is None:
                 return
@@ -366,7 +370,9 @@ class ThreadlineCallbackHandler(BaseCallbackHandler):
             return
         try:
             name = _name(kwargs, serialized, "retriever")
-            run = self.runs.start(run_id, parent_run_id, name, SpanType.RETRIEVER, scope=True)
+            run = self.runs.start(
+                run_id, parent_run_id, name, SpanType.RETRIEVER, scope=True, starter=_starter()
+            )
             if run is not None and isinstance(run.span, LiveSpan):
                 run.span.set_inputs({"query": query})
         except Exception as exc:

@@ -42,6 +42,7 @@ class Run:
         "prev_span",
         "scoped",
         "span",
+        "starter",
     )
 
     def __init__(self, span: Span, parent: Run | None) -> None:
@@ -54,6 +55,7 @@ class Run:
         self.graph = False  # a graph run (LangGraph): AGENT when a tool ran inside it
         self.agent = False
         self.data: Any = None  # the integration's own (a chat model run's input messages)
+        self.starter: int | None = None
 
 
 class RunSpans:
@@ -63,6 +65,8 @@ class RunSpans:
         self._hide = hide  # put in ``_calling`` by scopes that hide inner client calls
         self._runs: dict[Any, Run] = {}
         self._scoped: dict[int, Run] = {}  # id(span) -> its run, while the scope is open
+        # id(frame) -> [the frame, its open runs, the first of them]: see ``start``
+        self._starters: dict[int, list[Any]] = {}
 
     def __len__(self) -> int:
         return len(self._runs)
@@ -79,17 +83,55 @@ class RunSpans:
         *,
         scope: bool,
         hide_inner: bool = False,
+        starter: Any = None,
+        batch_keeps_first: bool = False,
     ) -> Run | None:
-        """Open the run's span; None when tracing is off. ``scope``: make it current."""
+        """Open the run's span; None when tracing is off. ``scope``: make it current.
+
+        ``starter``: the framework frame that started the run. Runs started by one frame
+        while an earlier one it started is still open are a batch (all the runs are started
+        before any of them runs): the batch's runs are not made current, except the first
+        when ``batch_keeps_first`` (a batch of model calls, whose inner client calls stay
+        hidden); otherwise the first one's scope ends, so that no run's code sees a
+        sibling's span, which may belong to another trace.
+        """
+        first = None
+        if starter is not None:
+            entry = self._starters.get(id(starter))
+            if entry is None:
+                self._starters[id(starter)] = entry = [starter, 0, None]
+            else:
+                first = entry[2]
+                scope = False
+                if first is not None and not batch_keeps_first:
+                    self.leave(first)
+            entry[1] += 1
         parent_run = self._runs.get(parent_run_id) if parent_run_id is not None else None
-        span = begin_span(name, span_type, None, parent=self._parent_span(parent_run))
+        if parent_run is None and first is not None and first.scoped:
+            parent: Any = first.prev_span  # the span current before the batch
+        else:
+            parent = self._parent_span(parent_run)
+        span = begin_span(name, span_type, None, parent=parent)
         if span is None:
+            if starter is not None:
+                self._release(id(starter))
             return None
         run = Run(span, parent_run)
+        if starter is not None:
+            run.starter = id(starter)
+            if first is None:
+                self._starters[run.starter][2] = run
         self._runs[run_id] = run
         if scope:
             self.enter(run, hide_inner)
         return run
+
+    def _release(self, starter: int) -> None:
+        entry = self._starters.get(starter)
+        if entry is not None:
+            entry[1] -= 1
+            if entry[1] <= 0:
+                del self._starters[starter]
 
     def _parent_span(self, parent_run: Run | None) -> Any:
         """The parent run's span; or the current span when threadline code running inside
@@ -141,11 +183,9 @@ class RunSpans:
         self, run_id: Any, outputs: Any = MISSING, exc: BaseException | None = None
     ) -> Run | None:
         """End the run's scope and span; returns the run (None if it was not recorded)."""
-        run = self._runs.pop(run_id, None)
-        if run is None:
-            return None
-        self.leave(run)
-        end_span(run.span, outputs, exc=exc)
+        run = self.pop(run_id)
+        if run is not None:
+            end_span(run.span, outputs, exc=exc)
         return run
 
     def pop(self, run_id: Any) -> Run | None:
@@ -153,4 +193,6 @@ class RunSpans:
         run = self._runs.pop(run_id, None)
         if run is not None:
             self.leave(run)
+            if run.starter is not None:
+                self._release(run.starter)
         return run
