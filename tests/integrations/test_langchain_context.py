@@ -163,13 +163,15 @@ def test_consumer_code_between_stream_chunks_does_not_nest_under_the_stream(capt
         chain = PROMPT | FakeListChatModel(responses=["ab"]) | StrOutputParser()
         for chunk in chain.stream({"question": "q"}):
             show(chunk)
+        for message in FakeListChatModel(responses=["cd"]).stream("q"):
+            show(message.content)
 
     handle()
     (trace,) = captured.traces
     spans = trace.data.spans
     handle_span = next(s for s in spans if s.name == "handle")
     shows = [s for s in spans if s.name == "show"]
-    assert len(shows) == 2
+    assert [s.inputs["chunk"] for s in shows] == ["a", "b", "c", "d"]
     assert all(s.parent_id == handle_span.span_id for s in shows)
     assert threadline.get_current_active_span() is None
 
