@@ -12,6 +12,9 @@ from types import FrameType
 from typing import Any
 
 from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.documents import Document
+from langchain_core.messages import BaseMessage
+from langchain_core.prompt_values import PromptValue
 
 from threadline.entities.keys import SpanAttributeKey
 from threadline.entities.span import SpanEvent, SpanType
@@ -27,6 +30,52 @@ from threadline.tracing._span import LiveSpan
 _GENERATOR_FLAGS = 0x20 | 0x200  # inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
 _SKIPPED_MODULES = frozenset({"langchain_core.callbacks.manager", __name__})
 _GRAPH_METHODS = frozenset({"stream", "astream"})
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_PLAIN_DEPTH = 3  # how deep inputs and outputs are searched for LangChain's own objects
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """``value`` with LangChain's messages, prompt values and documents (here or in the
+    dicts, lists and tuples it holds, a few levels down) in threadline's plain forms: a
+    message in the chat format, a prompt value as its messages or text, a document as its
+    text, metadata and id. Containers are copied only where something was replaced; the
+    result is snapshotted by the span as usual. Cheaper than a pydantic dump of each
+    message, and what the UI shows as a conversation."""
+    if isinstance(value, BaseMessage):
+        return lm.chat_message(value)
+    if isinstance(value, PromptValue):
+        messages = getattr(value, "messages", None)
+        if isinstance(messages, list):
+            return {"messages": [lm.chat_message(m) for m in messages]}
+        return {"text": value.to_string()}
+    if isinstance(value, Document):
+        return lm.document(value)
+    if depth >= _PLAIN_DEPTH:
+        return value
+    kind = type(value)
+    if kind is dict:
+        changed = None
+        for key, item in value.items():
+            if type(item) in _SCALARS:
+                continue
+            plain = _plain(item, depth + 1)
+            if plain is not item:
+                if changed is None:
+                    changed = dict(value)
+                changed[key] = plain
+        return value if changed is None else changed
+    if kind is list or kind is tuple:
+        items = None
+        for i, item in enumerate(value):
+            if type(item) in _SCALARS:
+                continue
+            plain = _plain(item, depth + 1)
+            if plain is not item:
+                if items is None:
+                    items = list(value)
+                items[i] = plain
+        return value if items is None else items
+    return value
 
 
 def _starter() -> FrameType | None:
@@ -135,7 +184,7 @@ class ThreadlineCallbackHandler(BaseCallbackHandler):
                 return
             run.graph = graph
             if isinstance(run.span, LiveSpan):
-                run.span.set_inputs(inputs)
+                run.span.set_inputs(_plain(inputs))
         except Exception as exc:
             self._failed("chain-start", exc)
 
@@ -147,10 +196,10 @@ class ThreadlineCallbackHandler(BaseCallbackHandler):
             span = run.span
             if isinstance(span, LiveSpan):
                 if "inputs" in kwargs:  # a stream's inputs, known once it has ended
-                    span.set_inputs(kwargs["inputs"])
+                    span.set_inputs(_plain(kwargs["inputs"]))
                 if run.agent:
                     span._span_type = SpanType.AGENT
-            end_span(span, outputs)
+            end_span(span, _plain(outputs))
         except Exception as exc:
             self._failed("chain-end", exc)
 
@@ -332,7 +381,9 @@ class ThreadlineCallbackHandler(BaseCallbackHandler):
             if run is None:
                 return
             if isinstance(run.span, LiveSpan):
-                run.span.set_inputs(inputs if isinstance(inputs, dict) else {"input": input_str})
+                run.span.set_inputs(
+                    _plain(inputs) if isinstance(inputs, dict) else {"input": input_str}
+                )
             graph = run.parent
             while graph is not None and not graph.graph:
                 graph = graph.parent
@@ -343,7 +394,7 @@ class ThreadlineCallbackHandler(BaseCallbackHandler):
 
     def on_tool_end(self, output: Any, *, run_id: Any, **kwargs: Any) -> None:
         try:
-            self.runs.finish(run_id, output)
+            self.runs.finish(run_id, _plain(output))
         except Exception as exc:
             self._failed("tool-end", exc)
 

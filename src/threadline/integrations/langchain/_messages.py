@@ -30,23 +30,32 @@ _ROLES = {
 
 
 def chat_message(message: Any) -> dict[str, Any]:
-    """One LangChain message (``HumanMessage``, ``AIMessage``, ``ToolMessage``…)."""
+    """One LangChain message (``HumanMessage``, ``AIMessage``, ``ToolMessage``…).
+
+    Fields are read from the pydantic model's ``__dict__``: ``getattr`` of a field a
+    message class lacks (``tool_calls`` on a ``HumanMessage``) goes through pydantic's slow
+    missing-attribute path."""
     if isinstance(message, dict):  # an OpenAI-style dict passed through
         return cf.message(message.get("role"), cf.text_content(message.get("content")))
-    kind = getattr(message, "type", None)
+    fields = getattr(message, "__dict__", None)
+    if not isinstance(fields, dict):
+        fields = {}
+    kind = fields.get("type")
     role = _ROLES.get(kind) if isinstance(kind, str) else None
     if role is None:
-        role = getattr(message, "role", None) or kind
-    calls = [
-        cf.tool_call(call.get("id"), call.get("name"), call.get("args"))
-        for call in getattr(message, "tool_calls", None) or ()
-        if isinstance(call, dict)
-    ]
+        role = fields.get("role") or kind
+    calls = fields.get("tool_calls")
     return cf.message(
         role,
-        cf.text_content(getattr(message, "content", None)),
-        calls,
-        getattr(message, "tool_call_id", None),
+        cf.text_content(fields.get("content")),
+        [
+            cf.tool_call(call.get("id"), call.get("name"), call.get("args"))
+            for call in calls
+            if isinstance(call, dict)
+        ]
+        if calls
+        else None,
+        fields.get("tool_call_id"),
     )
 
 
