@@ -7,6 +7,7 @@ none accepts ``bind_tools``, which agents call; ``ToolCallingFakeModel`` is
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +18,13 @@ from langchain_core.messages import AIMessage
 from langchain_core.retrievers import BaseRetriever
 
 USAGE = {"input_tokens": 11, "output_tokens": 5, "total_tokens": 16}
+
+
+def agent_spans(trace: Any) -> list[Any]:
+    """An agent trace's spans in start order, without the runs of the agent graph's edge
+    functions (``model_to_tools``…), which langchain 1.0 traced and later releases do not."""
+    spans = sorted(trace.data.spans, key=lambda s: s.start_time_ns)
+    return [s for s in spans if not re.fullmatch(r"[a-z]+_to_[a-z]+", s.name)]
 
 
 class ToolCallingFakeModel(GenericFakeChatModel):

@@ -58,7 +58,7 @@ def two_node_graph() -> Any:
 
 def shape(trace: Any) -> list[tuple[str, str, str | None]]:
     """(name, type, parent name) of each span, in start order."""
-    spans = sorted(trace.data.spans, key=lambda s: s.start_time_ns)
+    spans = fl.agent_spans(trace)
     names = {s.span_id: s.name for s in spans}
     return [(s.name, s.span_type, names.get(s.parent_id) if s.parent_id else None) for s in spans]
 
@@ -147,7 +147,7 @@ def test_react_agent_is_an_agent_span_with_model_and_tool_spans(captured):
         ("model", SpanType.CHAIN, "LangGraph"),
         ("ToolCallingFakeModel", SpanType.CHAT_MODEL, "model"),
     ]
-    spans = sorted(trace.data.spans, key=lambda s: s.start_time_ns)
+    spans = fl.agent_spans(trace)
     tool_span, last_model = spans[4], spans[6]
     assert tool_span.inputs == {"city": "Paris"}
     assert tool_span.outputs["content"] == "sunny in Paris"

@@ -14,6 +14,7 @@ from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 
 import threadline
+from tests.integrations import _fake_langchain as fl
 from tests.integrations import _fake_openai as fake
 from tests.integrations.conftest import API_KEY, all_spans, assert_no_secret
 from threadline.entities.keys import SpanAttributeKey
@@ -103,7 +104,7 @@ def test_tool_calling_agent_over_http(captured, model, both):
     assert result["messages"][-1].content == fake.REPLY
 
     (trace,) = captured.traces
-    spans = sorted(trace.data.spans, key=lambda s: s.start_time_ns)
+    spans = fl.agent_spans(trace)
     names = {s.span_id: s.name for s in spans}
     assert [(s.name, s.span_type, names.get(s.parent_id)) for s in spans] == [
         ("LangGraph", SpanType.AGENT, None),
