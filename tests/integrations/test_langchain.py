@@ -323,3 +323,26 @@ def test_no_run_is_left_open_or_current(captured):
     handler = integration.INTEGRATION.handler
     assert len(handler.runs) == 0
     assert threadline.get_current_active_span() is None
+
+
+def test_a_chain_that_reports_agent_actions_is_an_agent(captured):
+    """What a legacy ``AgentExecutor`` does: ``on_agent_action`` on its chain run."""
+    from langchain_core.agents import AgentAction
+
+    def decide(question: str, run_manager: Any) -> str:
+        run_manager.on_agent_action(AgentAction(tool="search", tool_input=question, log=""))
+        return "done"
+
+    assert RunnableLambda(decide).invoke("q") == "done"
+    (span,) = all_spans(captured)
+    assert (span.name, span.span_type) == ("decide", SpanType.AGENT)
+
+
+def test_astream_events_still_works_and_is_recorded(captured):
+    async def run() -> list[str]:
+        return [e["event"] async for e in chain("ok").astream_events({"question": "q"})]
+
+    events = asyncio.run(run())
+    assert events[0] == "on_chain_start" and events[-1] == "on_chain_end"
+    (trace,) = captured.traces
+    assert spans_by_name(trace)["RunnableSequence"].outputs == "ok"

@@ -285,3 +285,14 @@ def test_scopes_are_restored_after_errors_streams_and_batches(captured):
 async def _astream_all() -> None:
     async for _chunk in FakeListChatModel(responses=["abc"]).astream("q"):
         pass
+
+
+def test_inside_an_unsampled_trace_nothing_is_recorded(captured):
+    @threadline.trace(sampling_ratio_override=0.0)
+    def handle() -> str:
+        return (RunnableLambda(as_args) | weather).invoke("Quito")
+
+    assert handle() == "sunny in Quito"
+    assert captured.traces == []
+    assert threadline.get_current_active_span() is None
+    assert len(integration.INTEGRATION.handler.runs) == 0
