@@ -7,87 +7,22 @@ the program, and LangChain's own exceptions are recorded on the span and left al
 
 from __future__ import annotations
 
-import sys
-from types import FrameType
 from typing import Any
 
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.documents import Document
-from langchain_core.messages import BaseMessage
-from langchain_core.prompt_values import PromptValue
 
 from threadline.entities.keys import SpanAttributeKey
 from threadline.entities.span import SpanEvent, SpanType
 from threadline.integrations import _chat_format as cf
 from threadline.integrations._llm_call import Config, put_attributes, report
 from threadline.integrations.langchain import _messages as lm
+from threadline.integrations.langchain._frames import in_generator, is_graph, starter
 from threadline.integrations.langchain._runs import Run, RunSpans
+from threadline.integrations.langchain._values import plain
 from threadline.tracing import _safety
 from threadline.tracing._lifecycle import end_span
 from threadline.tracing._runtime import RT
 from threadline.tracing._span import LiveSpan
-
-_GENERATOR_FLAGS = 0x20 | 0x200  # inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
-_SKIPPED_MODULES = frozenset({"langchain_core.callbacks.manager", __name__})
-_GRAPH_METHODS = frozenset({"stream", "astream"})
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-_PLAIN_DEPTH = 3  # how deep inputs and outputs are searched for LangChain's own objects
-
-
-def _plain(value: Any, depth: int = 0) -> Any:
-    """``value`` with LangChain's messages, prompt values and documents (here or in the
-    dicts, lists and tuples it holds, a few levels down) in threadline's plain forms: a
-    message in the chat format, a prompt value as its messages or text, a document as its
-    text, metadata and id. Containers are copied only where something was replaced; the
-    result is snapshotted by the span as usual. Cheaper than a pydantic dump of each
-    message, and what the UI shows as a conversation."""
-    if isinstance(value, BaseMessage):
-        return lm.chat_message(value)
-    if isinstance(value, PromptValue):
-        messages = getattr(value, "messages", None)
-        if isinstance(messages, list):
-            return {"messages": [lm.chat_message(m) for m in messages]}
-        return {"text": value.to_string()}
-    if isinstance(value, Document):
-        return lm.document(value)
-    if depth >= _PLAIN_DEPTH:
-        return value
-    kind = type(value)
-    if kind is dict:
-        changed = None
-        for key, item in value.items():
-            if type(item) in _SCALARS:
-                continue
-            plain = _plain(item, depth + 1)
-            if plain is not item:
-                if changed is None:
-                    changed = dict(value)
-                changed[key] = plain
-        return value if changed is None else changed
-    if kind is list or kind is tuple:
-        items = None
-        for i, item in enumerate(value):
-            if type(item) in _SCALARS:
-                continue
-            plain = _plain(item, depth + 1)
-            if plain is not item:
-                if items is None:
-                    items = list(value)
-                items[i] = plain
-        return value if items is None else items
-    return value
-
-
-def _starter() -> FrameType | None:
-    """The frame of the LangChain code that asked the callback manager to start a run."""
-    frame: FrameType | None = sys._getframe(1)
-    for _ in range(10):
-        if frame is None:
-            return None
-        if frame.f_globals.get("__name__") not in _SKIPPED_MODULES:
-            return frame
-        frame = frame.f_back
-    return None
 
 
 def _name(kwargs: dict[str, Any], serialized: Any, default: str) -> str:
@@ -156,21 +91,12 @@ class ThreadlineCallbackHandler(BaseCallbackHandler):
         if not self._recording():
             return
         try:
-            starter = _starter()
+            started_by = starter()
             # Started inside a generator (``stream``, a graph): the window between the start
             # and end callbacks spans yields to the consumer, so the span is not made current
             # there (the consumer's own code would nest under it). Its child runs still nest
             # under it through their parent run ids.
-            streamed = starter is not None and bool(starter.f_code.co_flags & _GENERATOR_FLAGS)
-            graph = (
-                starter is not None
-                and starter.f_code.co_name in _GRAPH_METHODS
-                and str(starter.f_globals.get("__name__")).startswith("langgraph.")
-            ) or (
-                isinstance(metadata, dict)
-                and metadata.get("ls_integration") == "langgraph"
-                and "langgraph_node" not in metadata
-            )
+            streamed = in_generator(started_by)
             span_type = SpanType.PARSER if kwargs.get("run_type") == "parser" else SpanType.CHAIN
             run = self.runs.start(
                 run_id,
@@ -178,13 +104,13 @@ class ThreadlineCallbackHandler(BaseCallbackHandler):
                 _name(kwargs, serialized, "Chain"),
                 span_type,
                 scope=not streamed,
-                starter=starter,
+                starter=started_by,
             )
             if run is None:
                 return
-            run.graph = graph
+            run.graph = is_graph(started_by, metadata)
             if isinstance(run.span, LiveSpan):
-                run.span.set_inputs(_plain(inputs))
+                run.span.set_inputs(plain(inputs))
         except Exception as exc:
             self._failed("chain-start", exc)
 
@@ -196,10 +122,10 @@ class ThreadlineCallbackHandler(BaseCallbackHandler):
             span = run.span
             if isinstance(span, LiveSpan):
                 if "inputs" in kwargs:  # a stream's inputs, known once it has ended
-                    span.set_inputs(_plain(kwargs["inputs"]))
+                    span.set_inputs(plain(kwargs["inputs"]))
                 if run.agent:
                     span._span_type = SpanType.AGENT
-            end_span(span, _plain(outputs))
+            end_span(span, plain(outputs))
         except Exception as exc:
             self._failed("chain-end", exc)
 
@@ -296,7 +222,7 @@ class ThreadlineCallbackHandler(BaseCallbackHandler):
             span_type,
             scope=True,
             hide_inner=True,
-            starter=_starter(),
+            starter=starter(),
             batch_keeps_first=True,
         )
         if run is None or not isinstance(run.span, LiveSpan):
@@ -376,13 +302,13 @@ class ThreadlineCallbackHandler(BaseCallbackHandler):
         try:
             name = _name(kwargs, serialized, "tool")
             run = self.runs.start(
-                run_id, parent_run_id, name, SpanType.TOOL, scope=True, starter=_starter()
+                run_id, parent_run_id, name, SpanType.TOOL, scope=True, starter=starter()
             )
             if run is None:
                 return
             if isinstance(run.span, LiveSpan):
                 run.span.set_inputs(
-                    _plain(inputs) if isinstance(inputs, dict) else {"input": input_str}
+                    plain(inputs) if isinstance(inputs, dict) else {"input": input_str}
                 )
             graph = run.parent
             while graph is not None and not graph.graph:
@@ -394,7 +320,7 @@ class ThreadlineCallbackHandler(BaseCallbackHandler):
 
     def on_tool_end(self, output: Any, *, run_id: Any, **kwargs: Any) -> None:
         try:
-            self.runs.finish(run_id, _plain(output))
+            self.runs.finish(run_id, plain(output))
         except Exception as exc:
             self._failed("tool-end", exc)
 
@@ -422,7 +348,7 @@ class ThreadlineCallbackHandler(BaseCallbackHandler):
         try:
             name = _name(kwargs, serialized, "retriever")
             run = self.runs.start(
-                run_id, parent_run_id, name, SpanType.RETRIEVER, scope=True, starter=_starter()
+                run_id, parent_run_id, name, SpanType.RETRIEVER, scope=True, starter=starter()
             )
             if run is not None and isinstance(run.span, LiveSpan):
                 run.span.set_inputs({"query": query})
