@@ -43,13 +43,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _autolog import timing, tracking
+from _autolog.mlflow_venv import MLFLOW_PYTHON, ensure_packages
+from _autolog.server import start_server, stop_server
+from _autolog.timing import CLOCKS, alternate
+from _autolog.timing import quantile as _quantile
+from _autolog.timing import us as _us
+
 ROOT = Path(__file__).resolve().parent.parent
-MLFLOW_PYTHON = ROOT / "bench" / ".venvs" / "mlflow" / "bin" / "python"
 TARGET_CALL_US = 50.0
 TARGET_CHUNK_US = 2.0
 MESSAGES = [{"role": "user", "content": "Hello!"}]
-CLOCKS = ("thread", "wall", "process")
-BLOCK = 10  # calls per block; blocks alternate between autolog off and on
 QUANTILES: tuple[float | str, ...] = (0.25, 0.5, "mean")
 # name -> (stream, chunks, caller sets stream_options)
 WORKLOADS = {
@@ -67,15 +71,9 @@ def _tracer(name: str, workdir: Path) -> tuple[Any, Any, Any, dict[str, str]]:
     """(enable, disable, count_stored, versions) for one contender."""
     from importlib.metadata import version
 
+    count = tracking.setup(name, workdir)
     if name == "threadline":
         import threadline
-
-        threadline.set_tracking_uri(f"sqlite:///{workdir / 'threadline.db'}")
-        threadline.config.enable_async_logging()
-
-        def count() -> int:
-            threadline.flush_trace_async_logging()
-            return len(threadline.search_traces(return_type="list", max_results=1_000_000))
 
         return (
             lambda: threadline.openai.autolog(silent=True),
@@ -83,29 +81,12 @@ def _tracer(name: str, workdir: Path) -> tuple[Any, Any, Any, dict[str, str]]:
             count,
             {"threadline": version("threadline"), "openai": version("openai")},
         )
-    os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "true"
-    import logging
-
     import mlflow
-
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
-    mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
-    mlflow.create_experiment("bench", artifact_location=(workdir / "artifacts").as_uri())
-    experiment_id = mlflow.set_experiment("bench").experiment_id
-    mlflow.config.enable_async_logging()
-
-    def count_mlflow() -> int:
-        mlflow.flush_trace_async_logging()
-        traces = mlflow.search_traces(
-            locations=[experiment_id], max_results=1_000_000, return_type="list"
-        )
-        return len(traces)
 
     return (
         lambda: mlflow.openai.autolog(silent=True),
         lambda: mlflow.openai.autolog(disable=True, silent=True),
-        count_mlflow,
+        count,
         {"mlflow": version("mlflow"), "openai": version("openai")},
     )
 
@@ -125,13 +106,6 @@ def _call(client: Any, workload: str) -> None:
     assert received >= chunks
 
 
-def _timed(client: Any, workload: str) -> tuple[float, float, float]:
-    """One call's (thread CPU, wall, process CPU) time."""
-    t, w, p = time.thread_time(), time.perf_counter(), time.process_time()
-    _call(client, workload)
-    return time.thread_time() - t, time.perf_counter() - w, time.process_time() - p
-
-
 def worker(args: argparse.Namespace) -> None:
     """Measure one contender; print its results as JSON on the last line of stdout.
 
@@ -148,22 +122,11 @@ def worker(args: argparse.Namespace) -> None:
     results: dict[str, Any] = {"versions": versions, "workloads": {}}
     for workload in args.workloads.split(","):
         calls = args.calls if WORKLOADS[workload][1] < 100 else max(20, args.calls // 6)
-        block = max(2, min(BLOCK, calls // 10))
-        samples: dict[str, list[tuple[float, float, float]]] = {"off": [], "on": []}
-        for warm_up in (True, False):
-            rounds = max(1, calls // block // (5 if warm_up else 1))
-            for r in range(rounds):
-                for mode in ("off", "on") if r % 2 == 0 else ("on", "off"):
-                    (enable if mode == "on" else disable)()
-                    timed = [_timed(client, workload) for _ in range(block)]
-                    traced_calls += block if mode == "on" else 0
-                    if not warm_up:
-                        samples[mode] += timed
-            disable()
-        results["workloads"][workload] = {
-            clock: {mode: [s[i] for s in samples[mode]] for mode in samples}
-            for i, clock in enumerate(CLOCKS)
-        }
+        samples, traced = alternate(
+            lambda workload=workload: _call(client, workload), enable, disable, calls
+        )
+        traced_calls += traced
+        results["workloads"][workload] = timing.by_clock(samples)
         print(f"{args.worker}: {workload} done", file=sys.stderr, flush=True)
     if args.worker == "threadline":
         results["isolated"] = _isolated(client)
@@ -255,40 +218,9 @@ def _isolated(client: Any) -> dict[str, Any]:
 # --- the driver ------------------------------------------------------------------------------
 
 
-def _start_server() -> tuple[subprocess.Popen[str], str]:
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1])\n"
-        "from tests.integrations._fake_openai import serve\n"
-        "server = serve(); print(server.url, flush=True); sys.stdin.read(); server.stop()\n"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(ROOT)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().strip()
-
-
 def _ensure_openai_in_mlflow_venv() -> str | None:
     """None when MLflow can be measured, else the reason it cannot."""
-    if not MLFLOW_PYTHON.exists():
-        return f"{MLFLOW_PYTHON} does not exist (the overhead benchmark creates it)"
-    probe = [str(MLFLOW_PYTHON), "-c", "import openai, mlflow.openai"]
-    if subprocess.run(probe, capture_output=True).returncode == 0:
-        return None
-    from importlib.metadata import version
-
-    spec = f"openai=={version('openai')}"
-    print(f"installing {spec} into the MLflow venv…", file=sys.stderr, flush=True)
-    install = [str(MLFLOW_PYTHON), "-m", "pip", "install", "-q", spec]
-    done = subprocess.run(install, capture_output=True, text=True)
-    if done.returncode != 0:
-        return f"pip install {spec} into the MLflow venv failed: {done.stderr.strip()[-300:]}"
-    if subprocess.run(probe, capture_output=True).returncode != 0:
-        return "mlflow.openai does not import in the MLflow venv"
-    return None
+    return ensure_packages(["openai"], "import openai, mlflow.openai", "mlflow.openai")
 
 
 def _run_worker(python: str, name: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -309,15 +241,6 @@ def _run_worker(python: str, name: str, url: str, args: argparse.Namespace) -> d
     if done.returncode != 0:
         raise RuntimeError(f"{name} worker failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def _quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[round(q * (len(ordered) - 1))]
-
-
-def _us(seconds: float) -> str:
-    return f"{seconds * 1e6:,.1f}"
 
 
 def _added(result: dict[str, Any], clock: str, q: float | str) -> dict[str, float]:
@@ -444,7 +367,7 @@ def main() -> None:
         worker(args)
         return
     load = os.getloadavg()[0]
-    server, url = _start_server()
+    server, url = start_server()
     results: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
     try:
@@ -460,9 +383,7 @@ def main() -> None:
             print(f"running {name}…", file=sys.stderr, flush=True)
             results[name] = _run_worker(python, name, url, args)
     finally:
-        assert server.stdin is not None
-        server.stdin.close()
-        server.wait(timeout=10)
+        stop_server(server)
     print(_report(results, skipped, load))
 
 

@@ -27,6 +27,7 @@ _REGISTRY: dict[str, str] = {
     "openai_agents": "threadline.integrations.openai_agents",
     "dspy": "threadline.integrations.dspy",
     "llama_index": "threadline.integrations.llama_index",
+    "langchain": "threadline.integrations.langchain",
 }
 
 __all__ = ["autolog", "register", "registered"]
