@@ -91,6 +91,11 @@ def _parse_tokens(text: str) -> tuple[str, ...]:
     return tokens
 
 
+def _parse_names(text: str) -> tuple[str, ...]:
+    """Comma-separated names (e.g. OpenTelemetry instrumentation scopes); blanks ignored."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def _parse_choice(text: str, choices: tuple[str, ...]) -> str:
     value = text.strip().lower()
     if value not in choices:
@@ -292,6 +297,22 @@ OTEL_SERVICE_NAME: Setting[str] = Setting(
     "threadline",
     "service.name resource attribute of exported OTLP spans.",
 )
+OTEL_DENY_SCOPES: Setting[tuple[str, ...]] = Setting(
+    "THREADLINE_OTEL_DENY_SCOPES",
+    _parse_names,
+    (),
+    "Comma-separated OpenTelemetry instrumentation scopes (each covers its dotted "
+    "sub-scopes) whose spans threadline.otel drops, besides its built-in list of HTTP, "
+    "database, queue and web-framework instrumentations; kept child spans attach to the "
+    "nearest kept ancestor.",
+)
+OTEL_ALLOW_SCOPES: Setting[tuple[str, ...]] = Setting(
+    "THREADLINE_OTEL_ALLOW_SCOPES",
+    _parse_names,
+    (),
+    "Comma-separated OpenTelemetry instrumentation scopes that threadline.otel keeps even "
+    "when a deny list names them (e.g. opentelemetry.instrumentation.httpx); * keeps all.",
+)
 
 SERVER_BACKEND_STORE_URI: Setting[str | None] = Setting(
     "THREADLINE_SERVER_BACKEND_STORE_URI",
@@ -382,6 +403,8 @@ ALL_SETTINGS: tuple[Setting[Any], ...] = (
     OTEL_PROTOCOL,
     OTEL_TRACES_PROTOCOL,
     OTEL_SERVICE_NAME,
+    OTEL_DENY_SCOPES,
+    OTEL_ALLOW_SCOPES,
     SERVER_BACKEND_STORE_URI,
     SERVER_AUTH_TOKENS,
     SERVER_AUTH_TOKENS_FILE,
