@@ -24,6 +24,7 @@ _REGISTRY: dict[str, str] = {
     "gemini": "threadline.integrations.gemini",
     "litellm": "threadline.integrations.litellm",
     "groq": "threadline.integrations.groq",
+    "pydantic_ai": "threadline.integrations.pydantic_ai",
 }
 
 __all__ = ["autolog", "register", "registered"]

@@ -1,0 +1,129 @@
+"""``threadline.pydantic_ai.autolog()``: Pydantic AI through its own OpenTelemetry
+instrumentation and the bridge (``threadline.otel``).
+
+``autolog()`` calls ``Agent.instrument_all(InstrumentationSettings(tracer_provider=...))``
+with threadline's tracer provider, so every agent without instrumentation settings of its
+own records agent runs (``AGENT``), model requests (``CHAT_MODEL``, with the model, token
+usage and the conversation from the GenAI attributes) and tool calls (``TOOL``, with the
+arguments and the result), streamed runs too. ``disable=True`` puts back the setting that
+was there before. Pydantic AI's agent spans carry the run's prompt in
+``pydantic_ai.all_messages`` and its output in ``final_result``: they become the AGENT
+span's inputs and outputs here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from threadline.errors import InvalidArgumentError
+from threadline.integrations._base import Integration
+from threadline.semconv.json_text import INVALID, json_value, looks_like_json
+
+SCOPE = "pydantic-ai"  # the instrumentation scope of Pydantic AI's tracer
+_UNSET: Any = object()
+
+
+class PydanticAIIntegration(Integration):
+    """Autologging through ``Agent.instrument_all``: one setting to make and to restore."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            name="pydantic_ai",
+            distribution="pydantic-ai-slim",
+            minimum_version="1.0.0",
+            targets=lambda module: [],
+        )
+        self._previous: Any = _UNSET
+
+    def autolog(self, disable: bool = False, log_traces: bool = True, silent: bool = False) -> None:
+        """Record every Pydantic AI agent run (see the module docstring)."""
+        for option, value in (("disable", disable), ("log_traces", log_traces), ("silent", silent)):
+            if not isinstance(value, bool):
+                raise InvalidArgumentError(
+                    f"threadline.pydantic_ai.autolog({option}=...) must be True or False, "
+                    f"got {value!r}."
+                )
+        with self._lock:
+            self.config.silent = silent
+            if disable or not log_traces:
+                self._restore()
+                return
+            if self._previous is not _UNSET:
+                return
+            module = self._import()
+            self._check_version(module)
+            from pydantic_ai import Agent
+            from pydantic_ai.models.instrumented import InstrumentationSettings
+
+            from threadline.otel import _convert, get_tracer_provider
+
+            _convert.SCOPE_MAPPERS[SCOPE] = _agent_run
+            # Read to be put back on disable; Pydantic AI has no public getter for it.
+            self._previous = Agent._instrument_default
+            Agent.instrument_all(InstrumentationSettings(tracer_provider=get_tracer_provider()))
+            self.config.active = True
+        if not silent:
+            _log(f"threadline: autologging enabled for pydantic_ai {self.version(module)}.")
+
+    @property
+    def enabled(self) -> bool:
+        return self._previous is not _UNSET
+
+    def _restore(self) -> None:
+        self.config.active = False
+        if self._previous is _UNSET:
+            return
+        from pydantic_ai import Agent
+
+        Agent.instrument_all(self._previous)
+        self._previous = _UNSET
+        if not self.config.silent:
+            _log("threadline: autologging disabled for pydantic_ai.")
+
+
+def _agent_run(live: Any, attrs: Mapping[str, Any]) -> None:
+    """An agent run span: the prompt as inputs, ``final_result`` as outputs."""
+    if attrs.get("gen_ai.operation.name") != "invoke_agent":
+        return
+    if live._inputs is None:
+        prompt = _prompt(attrs.get("pydantic_ai.all_messages"))
+        if prompt is not None:
+            live._inputs = {"user_prompt": prompt}
+    result = attrs.get("final_result")
+    if live._outputs is None and result is not None:
+        parsed = (
+            json_value(result) if isinstance(result, str) and looks_like_json(result) else result
+        )
+        live._outputs = result if parsed is INVALID else parsed
+
+
+def _prompt(all_messages: Any) -> str | None:
+    """The last user text of the run's messages (the prompt it was given)."""
+    from threadline.semconv.messages import normalize
+
+    prompt = None
+    for message in normalize(all_messages):
+        if message.get("role") == "user" and isinstance(message.get("content"), str):
+            prompt = message["content"]
+    return prompt
+
+
+def _log(message: str) -> None:
+    import logging
+
+    logging.getLogger("threadline").info(message)
+
+
+INTEGRATION = PydanticAIIntegration()
+
+
+def autolog(disable: bool = False, log_traces: bool = True, silent: bool = False) -> None:
+    """Record every Pydantic AI agent run, model request and tool call as spans.
+
+    Args:
+        disable: put back the instrumentation setting Pydantic AI had before.
+        log_traces: False records nothing (and undoes an earlier ``autolog()``).
+        silent: no log messages from threadline about autologging.
+    """
+    INTEGRATION.autolog(disable=disable, log_traces=log_traces, silent=silent)
