@@ -91,6 +91,13 @@ def _parse_tokens(text: str) -> tuple[str, ...]:
     return tokens
 
 
+def _parse_port(text: str) -> int:
+    value = int(text.strip())
+    if not 0 <= value <= 65535:
+        raise ValueError("expected a port from 0 to 65535")
+    return value
+
+
 def _parse_names(text: str) -> tuple[str, ...]:
     """Comma-separated names (e.g. OpenTelemetry instrumentation scopes); blanks ignored."""
     return tuple(part.strip() for part in text.split(",") if part.strip())
@@ -377,6 +384,19 @@ SERVER_MAX_FUTURE_SECONDS: Setting[float] = Setting(
     "`threadline server` refuses trace and span times further than this many seconds ahead "
     "of its clock, and before 2000 (a 400 naming the field; OTLP rejects just those spans).",
 )
+SERVER_OTLP_GRPC_PORT: Setting[int | None] = Setting(
+    "THREADLINE_SERVER_OTLP_GRPC_PORT",
+    _parse_port,
+    None,
+    "Port of `threadline server`'s OTLP/gRPC ingest (or --otlp-grpc-port; 4317 is the "
+    "convention, 0 any free port). Unset: no gRPC ingest.",
+)
+SERVER_OTLP_GRPC_HOST: Setting[str] = Setting(
+    "THREADLINE_SERVER_OTLP_GRPC_HOST",
+    _parse_str,
+    "127.0.0.1",
+    "Address `threadline server`'s OTLP/gRPC ingest listens on (the server's --host).",
+)
 
 ALL_SETTINGS: tuple[Setting[Any], ...] = (
     TRACKING_URI,
@@ -414,4 +434,6 @@ ALL_SETTINGS: tuple[Setting[Any], ...] = (
     SERVER_ARTIFACT_THRESHOLD_BYTES,
     SERVER_MAX_PAYLOAD_BYTES,
     SERVER_MAX_FUTURE_SECONDS,
+    SERVER_OTLP_GRPC_PORT,
+    SERVER_OTLP_GRPC_HOST,
 )
