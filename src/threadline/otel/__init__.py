@@ -30,7 +30,7 @@ __all__ = ["autolog", "get_tracer_provider"]
 
 _INSTALL = "pip install 'threadline[otel]'"
 _lock = threading.Lock()
-_provider: TracerProvider | None = None
+_shared: TracerProvider | None = None  # not ``_provider``: that is a submodule's name
 
 
 def _require_sdk() -> None:
@@ -44,14 +44,14 @@ def _require_sdk() -> None:
 
 def get_tracer_provider() -> TracerProvider:
     """threadline's ``TracerProvider`` (one per process): pass it to instrumentations."""
-    global _provider
+    global _shared
     _require_sdk()
     with _lock:
-        if _provider is None:
+        if _shared is None:
             from threadline.otel._provider import BridgeTracerProvider
 
-            _provider = BridgeTracerProvider()
-        return _provider
+            _shared = BridgeTracerProvider()
+        return _shared
 
 
 def autolog(disable: bool = False) -> None:

@@ -5,7 +5,8 @@ Its tracers start each span under the innermost of the current OpenTelemetry and
 threadline spans (``_tree.bridge_context``), with threadline's ids (``_ids``) and
 threadline's sampling (``ThreadlineSampler``: tracing on/off, the sampling ratio at the
 root, children follow their parent). ``start_as_current_span`` also makes the span
-threadline's current span, so ``@trace`` code inside it nests under it. The provider is
+threadline's current span, so ``@trace`` code inside it nests under it (and, for a model
+call, keeps threadline's own LLM integrations from recording the same call again). The provider is
 a real SDK provider: span processors and exporters added to it get every span as usual.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -23,12 +25,13 @@ from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.util.types import Attributes
 
+from threadline.integrations._llm_call import Config, _calling
 from threadline.otel._ids import ThreadlineIdGenerator
 from threadline.otel._processor import ThreadlineSpanProcessor
 from threadline.otel._tree import OPEN, bridge_context, key_of
 from threadline.tracing._context import current_span
 from threadline.tracing._runtime import RT
-from threadline.tracing._span import random
+from threadline.tracing._span import LiveSpan, random
 
 
 class ThreadlineSampler(Sampler):
@@ -127,13 +130,32 @@ class BridgeTracer(trace_api.Tracer):
                 yield current
                 return
             token = current_span.set(bridged.live)
+            hiding = _hide_inner_calls(bridged.live)
             try:
                 yield current
             finally:
                 try:
-                    current_span.reset(token)
+                    if hiding is not None:
+                        _calling.reset(hiding)
                 except ValueError:  # left in another context than entered
+                    _calling.set(None)
+                try:
+                    current_span.reset(token)
+                except ValueError:
                     current_span.set(bridged.outer)
+
+
+# While a bridged model call is current, threadline's own LLM integrations do not record the
+# client call it makes (a framework's ``chat`` span around the openai SDK): the bridged span
+# holds the request, the reply and the tokens, which would otherwise count twice.
+_BRIDGED_CALL = Config("otel", hides_inner_calls=True)
+_MODEL_CALLS = frozenset({"LLM", "CHAT_MODEL", "EMBEDDING"})
+
+
+def _hide_inner_calls(live: object) -> Token[Config | None] | None:
+    if isinstance(live, LiveSpan) and live._span_type in _MODEL_CALLS:
+        return _calling.set(_BRIDGED_CALL)
+    return None
 
 
 class BridgeTracerProvider(TracerProvider):
