@@ -58,7 +58,7 @@ class PydanticAIIntegration(Integration):
 
             from threadline.otel import _convert, get_tracer_provider
 
-            _convert.SCOPE_MAPPERS[SCOPE] = _agent_run
+            _convert.SCOPE_MAPPERS[SCOPE] = _pydantic_span
             # Read to be put back on disable; Pydantic AI has no public getter for it.
             self._previous = Agent._instrument_default
             Agent.instrument_all(InstrumentationSettings(tracer_provider=get_tracer_provider()))
@@ -82,20 +82,37 @@ class PydanticAIIntegration(Integration):
             _log("threadline: autologging disabled for pydantic_ai.")
 
 
-def _agent_run(live: Any, attrs: Mapping[str, Any]) -> None:
-    """An agent run span: the prompt as inputs, ``final_result`` as outputs."""
-    if attrs.get("gen_ai.operation.name") != "invoke_agent":
-        return
-    if live._inputs is None:
-        prompt = _prompt(attrs.get("pydantic_ai.all_messages"))
-        if prompt is not None:
-            live._inputs = {"user_prompt": prompt}
-    result = attrs.get("final_result")
-    if live._outputs is None and result is not None:
-        parsed = (
-            json_value(result) if isinstance(result, str) and looks_like_json(result) else result
+def _pydantic_span(live: Any, attrs: Mapping[str, Any]) -> None:
+    """Pydantic AI's own keys: an agent run's prompt and ``final_result``, and the JSON
+    values its ``logfire.json_schema`` declares (a tool's result ``0`` is the number)."""
+    encoded = _json_keys(attrs.get("logfire.json_schema"))
+    operation = attrs.get("gen_ai.operation.name")
+    if operation == "invoke_agent":
+        if live._inputs is None:
+            prompt = _prompt(attrs.get("pydantic_ai.all_messages"))
+            if prompt is not None:
+                live._inputs = {"user_prompt": prompt}
+        if "final_result" in attrs:
+            live._outputs = _value(attrs["final_result"], "final_result" in encoded)
+    elif operation == "execute_tool" and "gen_ai.tool.call.result" in attrs:
+        live._outputs = _value(
+            attrs["gen_ai.tool.call.result"], "gen_ai.tool.call.result" in encoded
         )
-        live._outputs = result if parsed is INVALID else parsed
+
+
+def _json_keys(schema: Any) -> frozenset[str]:
+    """The attributes whose values Pydantic AI wrote as JSON text (Logfire's schema hint)."""
+    parsed = json_value(schema) if isinstance(schema, str) else None
+    properties = parsed.get("properties") if isinstance(parsed, dict) else None
+    return frozenset(properties) if isinstance(properties, dict) else frozenset()
+
+
+def _value(raw: Any, encoded: bool) -> Any:
+    if isinstance(raw, str) and (encoded or looks_like_json(raw)):
+        parsed = json_value(raw)
+        if parsed is not INVALID:
+            return parsed
+    return raw
 
 
 def _prompt(all_messages: Any) -> str | None:
