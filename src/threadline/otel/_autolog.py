@@ -82,7 +82,7 @@ def _unset_global(provider: BridgeTracerProvider) -> None:
     if once is None or not hasattr(once, "_done"):
         return
     with once._lock:
-        trace_api._TRACER_PROVIDER = None  # type: ignore[attr-defined]
+        trace_api._TRACER_PROVIDER = None
         once._done = False
 
 

@@ -33,7 +33,7 @@ def plain(value: Any) -> Any:
 def apply(live: LiveSpan, span: ReadableSpan) -> None:
     """Name, type, inputs, outputs, attributes, events and status of ``span`` onto ``live``."""
     attrs = {key: plain(value) for key, value in (span.attributes or {}).items()}
-    events = [
+    events: list[dict[str, Any]] = [
         {
             "name": event.name,
             "timestamp_ns": event.timestamp,

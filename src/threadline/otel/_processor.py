@@ -94,6 +94,8 @@ class ThreadlineSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         context = span.get_span_context()
+        if context is None:
+            return
         bridged = OPEN.pop((context.trace_id, context.span_id), None)
         if bridged is None or not bridged.kept or not isinstance(bridged.live, LiveSpan):
             return

@@ -96,8 +96,8 @@ class BridgeTracer(trace_api.Tracer):
             set_status_on_exception,
         )
 
-    @contextmanager
-    def start_as_current_span(
+    @contextmanager  # a plain context manager: OpenTelemetry's agnostic one is private
+    def start_as_current_span(  # type: ignore[override]
         self,
         name: str,
         context: otel_context.Context | None = None,
