@@ -225,3 +225,16 @@ def test_spans_reach_the_store(provider, tmp_path) -> None:
     trace = threadline.get_trace(trace_id)
     assert trace is not None
     assert sorted(s.name for s in trace.data.spans) == ["leaf", "stored"]
+
+
+def test_a_span_dropped_without_end_leaves_the_registry(provider) -> None:
+    import gc
+
+    from threadline.otel import _tree
+
+    tracer = provider.get_tracer("my.app")
+    span = tracer.start_span("never-ended")
+    assert len(_tree.OPEN) == 1
+    del span
+    gc.collect()
+    assert _tree.OPEN == {}

@@ -56,12 +56,15 @@ class PydanticAIIntegration(Integration):
             from pydantic_ai import Agent
             from pydantic_ai.models.instrumented import InstrumentationSettings
 
-            from threadline.otel import _convert, get_tracer_provider
+            from threadline.otel import get_tracer_provider
+
+            provider = get_tracer_provider()  # names the extra when the SDK is missing
+            from threadline.otel import _convert
 
             _convert.SCOPE_MAPPERS[SCOPE] = _pydantic_span
             # Read to be put back on disable; Pydantic AI has no public getter for it.
             self._previous = Agent._instrument_default
-            Agent.instrument_all(InstrumentationSettings(tracer_provider=get_tracer_provider()))
+            Agent.instrument_all(InstrumentationSettings(tracer_provider=provider))
             self.config.active = True
         if not silent:
             _log(f"threadline: autologging enabled for pydantic_ai {self.version(module)}.")

@@ -20,7 +20,15 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from threadline.otel import _convert
 from threadline.otel._scopes import ScopeFilter
-from threadline.otel._tree import OPEN, Bridged, ThreadlineParent, ThreadlineSpan, install_hook
+from threadline.otel._tree import (
+    OPEN,
+    Bridged,
+    ThreadlineParent,
+    ThreadlineSpan,
+    install_hook,
+    register,
+    unregister,
+)
 from threadline.semconv import span_type_of
 from threadline.tracing import _safety
 from threadline.tracing._context import current_span
@@ -52,8 +60,9 @@ class ThreadlineSpanProcessor(SpanProcessor):
         current = current_span.get()
         parent = self._parent(span, parent_context, current)
         scope = span.instrumentation_scope
+        key = (context.trace_id, context.span_id)
         if scope is not None and self.scopes.drops(scope.name):
-            OPEN[(context.trace_id, context.span_id)] = Bridged(parent, current, kept=False)
+            register(span, key, Bridged(parent, current, kept=False))
             return
         start = span.start_time or 0
         tid = sid = 0
@@ -72,7 +81,7 @@ class ThreadlineSpanProcessor(SpanProcessor):
             sid,
             sampling_ratio=1.0 if self.own else None,  # the provider's sampler decided
         )
-        OPEN[(context.trace_id, context.span_id)] = Bridged(live, current, kept=True)
+        register(span, key, Bridged(live, current, kept=True))
 
     def _parent(
         self, span: Span, parent_context: otel_context.Context | None, current: ThreadlineSpan
@@ -96,7 +105,7 @@ class ThreadlineSpanProcessor(SpanProcessor):
         context = span.get_span_context()
         if context is None:
             return
-        bridged = OPEN.pop((context.trace_id, context.span_id), None)
+        bridged = unregister((context.trace_id, context.span_id))
         if bridged is None or not bridged.kept or not isinstance(bridged.live, LiveSpan):
             return
         live = bridged.live

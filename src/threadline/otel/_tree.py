@@ -11,6 +11,7 @@ that one is. ``threadline_parent`` applies this when a threadline span starts (t
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -30,12 +31,13 @@ class Bridged:
     """An open OpenTelemetry span: its threadline span (for a dropped span, its nearest
     kept ancestor's; ``None`` for none), and the threadline span current at its start."""
 
-    __slots__ = ("kept", "live", "outer")
+    __slots__ = ("finalizer", "kept", "live", "outer")
 
     def __init__(self, live: ThreadlineSpan, outer: ThreadlineSpan, kept: bool) -> None:
         self.live = live
         self.outer = outer
         self.kept = kept
+        self.finalizer: weakref.finalize[Any, Any] | None = None
 
     def is_inside(self, current: ThreadlineSpan) -> bool:
         """Whether this span is inside ``current`` (the current threadline span)."""
@@ -62,6 +64,29 @@ class ThreadlineParent(NonRecordingSpan):
             )
         super().__init__(context)
         self.live = live
+
+
+def register(span: Any, key: Key, bridged: Bridged) -> None:
+    """Record an open span; forgotten again if the span is dropped without being ended
+    (an instrumentation that never ends a span must not make the registry grow)."""
+    OPEN[key] = bridged
+    try:
+        bridged.finalizer = weakref.finalize(span, _forget, key, bridged)
+    except TypeError:  # a span type without weak references: ended spans are removed anyway
+        pass
+
+
+def unregister(key: Key) -> Bridged | None:
+    """Remove an ended span's record and return it."""
+    bridged = OPEN.pop(key, None)
+    if bridged is not None and bridged.finalizer is not None:
+        bridged.finalizer.detach()
+    return bridged
+
+
+def _forget(key: Key, bridged: Bridged) -> None:
+    if OPEN.get(key) is bridged:
+        OPEN.pop(key, None)
 
 
 def key_of(span: Any) -> Key:
