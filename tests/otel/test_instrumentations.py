@@ -197,3 +197,16 @@ def test_duplicates_of_threadline_autolog_are_suppressed(
     assert len(native.data.spans) == 2  # the call once: tokens counted once
     (other,) = _llm_spans(bridged)
     assert other.attributes["otel.scope.name"] == "openinference.instrumentation.openai"
+
+
+def test_native_autolog_span_inside_a_bridged_span_is_its_child(
+    provider, openai_client, captured
+) -> None:
+    threadline.openai.autolog(silent=True)
+    with provider.get_tracer("my.app").start_as_current_span("handle-request"):
+        openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    (trace,) = captured.traces
+    spans = spans_by_name(trace)
+    (llm,) = _llm_spans(trace)
+    assert llm.parent_id == spans["handle-request"].span_id
+    assert llm.attributes[SpanAttributeKey.TOKEN_USAGE]["input_tokens"] == fake.PROMPT_TOKENS
