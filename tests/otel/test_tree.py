@@ -188,7 +188,19 @@ def test_span_processors_sampling_and_disable_apply(provider, captured, monkeypa
     with tracer.start_as_current_span("unsampled") as unsampled:
         leaf(2)  # follows its OpenTelemetry root: not recorded either
     assert not unsampled.is_recording()
+    monkeypatch.setenv("THREADLINE_TRACE_SAMPLING_RATIO", "1")
+    _runtime.RT.initialized = False
+    span = tracer.start_span("unsampled-elsewhere", context=_unsampled_parent())
+    with trace_api.use_span(span, end_on_exit=True):
+        leaf(3)  # inside an OpenTelemetry trace that is not recorded: neither is this
     assert [t.data.spans[0].name for t in captured.traces] == ["processed"]
+
+
+def _unsampled_parent() -> object:
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    parent = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(0))
+    return trace_api.set_span_in_context(NonRecordingSpan(parent))
 
 
 def test_trace_timeout_aborts_an_open_otel_trace(provider, captured, monkeypatch) -> None:

@@ -19,7 +19,7 @@ from opentelemetry import trace as trace_api
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from threadline.tracing._context import current_span
-from threadline.tracing._noop import NoOpSpan
+from threadline.tracing._noop import NOOP_SPAN, NoOpSpan
 from threadline.tracing._runtime import RT
 from threadline.tracing._span import LiveSpan, getrandbits
 
@@ -115,15 +115,17 @@ def bridge_context(context: otel_context.Context | None) -> otel_context.Context
 def threadline_parent(current: ThreadlineSpan) -> ThreadlineSpan:
     """``RT.foreign_parent``: the parent of a new threadline span (``current`` is
     threadline's current span)."""
-    if not OPEN:
+    if current is not None and not OPEN:  # nothing bridged is open: no need to look
         return current
     span_context = trace_api.get_current_span().get_span_context()
     if not span_context.is_valid:
         return current
     bridged = OPEN.get((span_context.trace_id, span_context.span_id))
-    if bridged is None or not bridged.is_inside(current):
+    if bridged is None:
+        if current is None and not span_context.trace_flags.sampled:
+            return NOOP_SPAN  # inside an OpenTelemetry trace that is not recorded
         return current
-    return bridged.live
+    return bridged.live if bridged.is_inside(current) else current
 
 
 def install_hook() -> None:
