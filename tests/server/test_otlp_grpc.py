@@ -114,12 +114,13 @@ def _finished_spans() -> list[Any]:
     return list(memory.get_finished_spans())
 
 
-def _exporter(server: Server, **headers: str) -> OTLPSpanExporter:
+def _exporter(server: Server, gzip: bool = False, **headers: str) -> OTLPSpanExporter:
     return OTLPSpanExporter(
         endpoint=f"127.0.0.1:{server.grpc_port}",
         insecure=True,
         headers=tuple(headers.items()),
         timeout=30,
+        compression=grpc.Compression.Gzip if gzip else None,
     )
 
 
@@ -183,10 +184,14 @@ def test_refusals_have_their_grpc_status(server: Server) -> None:
     with pytest.raises(urllib.error.HTTPError) as missing:
         server.get(path)
     assert missing.value.code == 404
+    missing.value.close()
     answer, call = _raw_call(server, body, (*write, ("x-threadline-experiment-id", "0")))
     assert call.code() is grpc.StatusCode.OK and answer == b""
     stored = server.get(path)["trace"]
     assert [s["name"] for s in stored["data"]["spans"]] == ["span-1"]
+    queued = otlp_request([{"trace": 43, "span": 1}]).SerializeToString()
+    answer, call = _raw_call(server, queued, (*write, ("x-threadline-ack", "queued")))
+    assert call.code() is grpc.StatusCode.OK  # answered once queued (the lossy fast path)
 
 
 @pytest.fixture
@@ -254,7 +259,8 @@ def test_workers_share_the_grpc_port(tmp_path: Path) -> None:
         trace_ids = []
         for _ in range(8):
             spans = _finished_spans()
-            exporter = _exporter(running)  # a new connection each time: any worker may answer
+            # a new connection each time (any worker may answer), gzip-compressed
+            exporter = _exporter(running, gzip=True)
             try:
                 assert exporter.export(spans) is SpanExportResult.SUCCESS
             finally:
