@@ -222,8 +222,11 @@ def test_context_local_destination_routes_otel_roots(provider, captured) -> None
 
     tracer = provider.get_tracer("my.app")
     threadline.tracing.set_destination(ExperimentLocation("42"), context_local=True)
-    with tracer.start_as_current_span("routed"):
-        pass
+    try:
+        with tracer.start_as_current_span("routed"):
+            pass
+    finally:
+        threadline.tracing.set_destination(None, context_local=True)
     (trace,) = captured.traces
     assert trace.info.experiment_id == "42"
 
