@@ -45,3 +45,33 @@ def test_sdk_never_imports_the_store_implementation_until_used():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _imported_after(statement: str) -> set[str]:
+    code = f"import json, sys\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout))
+
+
+def test_semconv_imports_neither_the_opentelemetry_sdk_nor_the_server():
+    modules = _imported_after(
+        "import threadline.semconv, threadline.semconv.mapping, threadline.semconv.messages, "
+        "threadline.semconv.otlp_rows, threadline.semconv.json_text"
+    )
+    assert not {m for m in modules if m.startswith(("threadline.server", "opentelemetry"))}
+    assert "fastapi" not in modules
+
+
+def test_the_bridge_does_not_import_the_server():
+    modules = _imported_after(
+        "import threadline.otel, threadline.otel._provider, threadline.otel._autolog, "
+        "threadline.integrations.pydantic_ai"
+    )
+    assert not {m for m in modules if m.startswith("threadline.server")}
+    assert "fastapi" not in modules and "opentelemetry.sdk.trace" in modules
+
+
+def test_the_sdk_does_not_import_the_bridge_or_semconv():
+    modules = _imported_after("import threadline, threadline.tracing; threadline.trace(len)")
+    assert not {m for m in modules if m.startswith(("threadline.otel", "threadline.semconv"))}
+    assert not {m for m in modules if m.startswith("opentelemetry")}

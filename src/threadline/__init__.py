@@ -41,7 +41,7 @@ _LAZY = {
     "search_traces": "threadline._query",
     "autolog": "threadline.integrations",
 }
-_LAZY_MODULES = ("client", "config", "entities")
+_LAZY_MODULES = ("client", "config", "entities", "otel")
 # ``threadline.openai`` etc.: one module per library under threadline.integrations,
 # imported on first access (the library itself only inside its ``autolog()``).
 _INTEGRATIONS = (

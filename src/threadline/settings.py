@@ -98,6 +98,18 @@ def _parse_tokens(text: str) -> tuple[str, ...]:
     return tokens
 
 
+def _parse_port(text: str) -> int:
+    value = int(text.strip())
+    if not 0 <= value <= 65535:
+        raise ValueError("expected a port from 0 to 65535")
+    return value
+
+
+def _parse_names(text: str) -> tuple[str, ...]:
+    """Comma-separated names (e.g. OpenTelemetry instrumentation scopes); blanks ignored."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def _parse_choice(text: str, choices: tuple[str, ...]) -> str:
     value = text.strip().lower()
     if value not in choices:
@@ -315,6 +327,22 @@ OTEL_SERVICE_NAME: Setting[str] = Setting(
     "threadline",
     "service.name resource attribute of exported OTLP spans.",
 )
+OTEL_DENY_SCOPES: Setting[tuple[str, ...]] = Setting(
+    "THREADLINE_OTEL_DENY_SCOPES",
+    _parse_names,
+    (),
+    "Comma-separated OpenTelemetry instrumentation scopes (each covers its dotted "
+    "sub-scopes) whose spans threadline.otel drops, besides its built-in list of HTTP, "
+    "database, queue and web-framework instrumentations; kept child spans attach to the "
+    "nearest kept ancestor.",
+)
+OTEL_ALLOW_SCOPES: Setting[tuple[str, ...]] = Setting(
+    "THREADLINE_OTEL_ALLOW_SCOPES",
+    _parse_names,
+    (),
+    "Comma-separated OpenTelemetry instrumentation scopes that threadline.otel keeps even "
+    "when a deny list names them (e.g. opentelemetry.instrumentation.httpx); * keeps all.",
+)
 
 SERVER_BACKEND_STORE_URI: Setting[str | None] = Setting(
     "THREADLINE_SERVER_BACKEND_STORE_URI",
@@ -401,6 +429,19 @@ SERVER_INGEST_MAX_INFLIGHT_BYTES: Setting[int] = Setting(
     "on its ingest routes, per process; a request that does not fit gets 503 with Retry-After "
     "before its body is kept. Decoding takes a few times the body's size in memory.",
 )
+SERVER_OTLP_GRPC_PORT: Setting[int | None] = Setting(
+    "THREADLINE_SERVER_OTLP_GRPC_PORT",
+    _parse_port,
+    None,
+    "Port of `threadline server`'s OTLP/gRPC ingest (or --otlp-grpc-port; 4317 is the "
+    "convention, 0 any free port). Unset: no gRPC ingest.",
+)
+SERVER_OTLP_GRPC_HOST: Setting[str] = Setting(
+    "THREADLINE_SERVER_OTLP_GRPC_HOST",
+    _parse_str,
+    "127.0.0.1",
+    "Address `threadline server`'s OTLP/gRPC ingest listens on (the server's --host).",
+)
 
 ALL_SETTINGS: tuple[Setting[Any], ...] = (
     TRACKING_URI,
@@ -429,6 +470,8 @@ ALL_SETTINGS: tuple[Setting[Any], ...] = (
     OTEL_PROTOCOL,
     OTEL_TRACES_PROTOCOL,
     OTEL_SERVICE_NAME,
+    OTEL_DENY_SCOPES,
+    OTEL_ALLOW_SCOPES,
     SERVER_BACKEND_STORE_URI,
     SERVER_AUTH_TOKENS,
     SERVER_AUTH_TOKENS_FILE,
@@ -441,4 +484,6 @@ ALL_SETTINGS: tuple[Setting[Any], ...] = (
     SERVER_HEADER_TIMEOUT_SECONDS,
     SERVER_BODY_TIMEOUT_SECONDS,
     SERVER_INGEST_MAX_INFLIGHT_BYTES,
+    SERVER_OTLP_GRPC_PORT,
+    SERVER_OTLP_GRPC_HOST,
 )

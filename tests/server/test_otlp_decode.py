@@ -133,6 +133,52 @@ def test_genai_spans() -> None:
     assert spans[3].inputs_json == "null" and spans[3].outputs_json == "null"
 
 
+def test_openllmetry_spans() -> None:
+    request = otlp_request(
+        [
+            {
+                "trace": 9,
+                "span": 1,
+                "name": "workflow",
+                "attributes": {
+                    "traceloop.span.kind": "workflow",
+                    "traceloop.entity.input": '{"question": "hi"}',
+                    "traceloop.entity.output": '"done"',
+                },
+            },
+            {
+                "trace": 9,
+                "span": 2,
+                "parent": 1,
+                "name": "openai.chat",
+                "attributes": {
+                    "llm.request.type": "chat",
+                    "gen_ai.system": "openai",
+                    "gen_ai.request.model": "gpt-4o-mini",
+                    "gen_ai.prompt.0.role": "user",
+                    "gen_ai.prompt.0.content": "hi",
+                    "gen_ai.completion.0.role": "assistant",
+                    "gen_ai.completion.0.content": "hello",
+                    "gen_ai.usage.prompt_tokens": 3,
+                    "gen_ai.usage.completion_tokens": 2,
+                },
+            },
+        ]
+    )
+    traces, (workflow, chat) = _decode(request)
+    assert workflow.span_type == "CHAIN" and json.loads(workflow.inputs_json) == {"question": "hi"}
+    assert traces[0].request_preview == '{"question": "hi"}'
+    assert chat.span_type == "CHAT_MODEL" and (chat.input_tokens, chat.total_tokens) == (3, 5)
+    assert json.loads(chat.inputs_json) == [{"role": "user", "content": "hi"}]
+    attributes = json.loads(chat.attributes_json)
+    assert attributes["threadline.chat.messages"] == [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+    ]
+    assert attributes["threadline.llm.cost"]["total_cost"] > 0
+    assert attributes["gen_ai.prompt.0.content"] == "hi"  # the original keys stay searchable
+
+
 def test_experiment_from_header_then_resource_then_default() -> None:
     spans = [{"trace": 3, "span": 1}]
     resource = {"service.name": "x", "threadline.experiment_id": "5"}

@@ -28,6 +28,7 @@ _REGISTRY: dict[str, str] = {
     "dspy": "threadline.integrations.dspy",
     "llama_index": "threadline.integrations.llama_index",
     "langchain": "threadline.integrations.langchain",
+    "pydantic_ai": "threadline.integrations.pydantic_ai",
 }
 
 __all__ = ["autolog", "register", "registered"]

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from threadline.errors import InvalidArgumentError, StoreError
 from threadline.server import config as cfg
+from threadline.server.ingest import grpc as otlp_grpc
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -57,6 +58,12 @@ def add_server_command(groups: Any) -> None:
     )
     cmd.add_argument("--workers", type=_positive, default=1, metavar="N", help="processes")
     cmd.add_argument(
+        "--otlp-grpc-port",
+        type=_port,
+        metavar="PORT",
+        help="also take OTLP over gRPC on this port (4317 is the convention; default: off)",
+    )
+    cmd.add_argument(
         "--auth-token",
         dest="auth_tokens",
         action="append",
@@ -83,6 +90,7 @@ def run_server(args: argparse.Namespace) -> int:
     if tokens_file is not None:
         grants.extend(cfg.grants_from_file(tokens_file))
     artifacts = _artifacts_destination(args)
+    otlp_grpc.configure(args.host, args.otlp_grpc_port, args.workers)
     settings = cfg.ServerSettings(
         auth_tokens=tuple(grants),
         max_body_bytes=cfg.MAX_BODY_BYTES.get(),
@@ -193,6 +201,7 @@ def app_from_environment() -> FastAPI:
     uri, settings = cfg.settings_from_environment()
     app = create_app(settings, get_store(uri))
     prioritize_writes(app)  # the workers share the database's write lock
+    otlp_grpc.attach(app, shared=True)
     _tune_gc()
     return app
 
@@ -222,6 +231,7 @@ def _serve_one(
     from threadline.server.serving import serve_one
 
     app = create_app(settings, store)
+    otlp_grpc.attach(app)
     _tune_gc()
     serve_one(app, sock, header_timeout=header_timeout)
 

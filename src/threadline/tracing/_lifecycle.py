@@ -71,6 +71,8 @@ def begin_span(
     try:
         if parent is MISSING:
             parent = _context.current_span.get()
+            if RT.foreign_parent is not None:  # the OpenTelemetry bridge is in use
+                parent = RT.foreign_parent(parent)
         if parent is None:
             return _begin_root(name, span_type, attributes, destination, sampling_ratio)
         if parent is NOOP_SPAN:
@@ -136,11 +138,13 @@ def end_span(
     outputs: Any = MISSING,
     exc: BaseException | None = None,
     owned: bool = False,
+    end_ns: int = 0,
 ) -> None:
     """Close ``span``: record outputs or the exception, run span processors, snapshot, export.
 
     ``owned=True`` says ``outputs`` is a fresh value nothing else refers to (an
-    integration's ``model_dump()``), so it needs no snapshot copy.
+    integration's ``model_dump()``), so it needs no snapshot copy. ``end_ns``: the end
+    time when another tracer measured it (the OpenTelemetry bridge); default now.
     """
     try:
         if span._ended:  # also true for the non-recording span
@@ -152,8 +156,7 @@ def end_span(
             span.record_exception(exc)  # its event is timestamped before the span's end
         elif span._status_code == SpanStatusCode.UNSET:
             span._status_code = SpanStatusCode.OK
-        end = time_ns()
-        span._end_time_ns = end
+        span._end_time_ns = end_ns or time_ns()
         if RT.processors:
             _run_processors(span)
         out = span._outputs

@@ -40,6 +40,9 @@ class Runtime:
         self.display_checked = False
         self.on_trace_end: Callable[[str], None] | None = None
         self.trace_timeout_s: float | None = None
+        # Set by the OpenTelemetry bridge: the parent of a new span given the current
+        # threadline span (an open OpenTelemetry span may be inside it).
+        self.foreign_parent: Callable[[Any], Any] | None = None
         # Spans opened through the low-level client API, by (trace_id, span_id).
         self.client_spans: dict[tuple[str, str], LiveSpan] = {}
         self.lock = _thread.RLock()

@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from threadline.entities.trace import Trace, TraceInfo
 from threadline.errors import ResourceNotFoundError
+from threadline.semconv.json_text import bounded_json
 from threadline.server.api import (
     PathId,
     PrincipalDep,
@@ -45,7 +46,6 @@ from threadline.server.api.schemas import (
     TraceStructureResponse,
 )
 from threadline.server.auth import Principal
-from threadline.server.ingest.conventions import bounded_json
 from threadline.server.ingest.routes import accept_rows, time_bounds, wait_for_commit
 from threadline.store._stored_span import span_dict
 from threadline.store.base import SpanRow, Store, TraceRow

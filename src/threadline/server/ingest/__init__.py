@@ -1,3 +1,3 @@
 """OpenTelemetry ingest, one way: ``decode.py`` (pure: OTLP bytes → rows, with
-``conventions.py`` for the attribute vocabularies) → ``writer.py`` (bounded queue, one
+``threadline.semconv`` for the attribute vocabularies) → ``writer.py`` (bounded queue, one
 batch writer) → the store. ``routes.py`` is the OTLP/HTTP transport."""

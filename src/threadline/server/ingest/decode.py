@@ -8,7 +8,7 @@ Spans exported by threadline itself (they carry ``threadline.span_type``) are ma
 exactly: type, inputs, outputs, events, token usage, and on the root the trace's
 experiment, tags and metadata; the convention keys the exporter derived are dropped again.
 Other spans are read through the OpenInference and OTel GenAI conventions
-(``ingest/conventions.py``). Every trace in a request gets a trace row: final for a
+(``threadline.semconv``). Every trace in a request gets a trace row: final for a
 root span (no parent id), ``IN_PROGRESS`` otherwise, so spans that arrive before their root
 still land in the right experiment.
 """
@@ -24,7 +24,7 @@ from typing import Any
 
 from threadline.entities.keys import TRACE_ID_PREFIX, TraceMetadataKey
 from threadline.errors import InvalidArgumentError
-from threadline.server.ingest import conventions as conv
+from threadline.semconv import otlp_rows as conv
 from threadline.store.base import SpanRow, TraceRow
 from threadline.store.row_checks import TimeBounds, check_rows, unclean_count
 
