@@ -4,10 +4,16 @@
 #   bash scripts/test.sh                 # everything
 #   bash scripts/test.sh tests/test_cli.py -k show   # extra arguments go to pytest
 #
+#   bash scripts/test.sh tests/isolated/NAME          # one isolated suite, in its own venv
+#
 # Creates .venv (if missing), installs threadline with its dev extras, starts the local
 # PostgreSQL cluster if it is installed but down, runs `ruff check src tests` and
-# `mypy` and `python -m pytest -q`. Exits with pytest's exit code (5, "no tests collected", counts as a
-# failure); if the tests pass but ruff or mypy found problems, exits with 1.
+# `mypy` and `python -m pytest -q`. Then each isolated suite, tests/isolated/<name>/, runs in
+# its own cached venv .venvs/<name> with only the extras its `extras` file names: the
+# integrations whose dependency pins conflict with the main environment's, so that one
+# suite never downgrades another (extra arguments go to the main run only). Exits with
+# pytest's exit code (5, "no tests collected", counts as a failure); if the tests pass but
+# ruff or mypy found problems, exits with 1.
 # Under CI (CI=true) the PostgreSQL tests must run: the fixture fails instead of skipping.
 set -euo pipefail
 
@@ -54,6 +60,31 @@ ensure_chromium() {
     fi
 }
 
+# One isolated suite: its venv .venvs/NAME (made once, kept while pyproject.toml and the
+# suite's extras stay the same), then pytest on the suite. run_isolated_suite NAME [ARGS]
+run_isolated_suite() {
+    local name="$1" extras main_venv="$VENV" status=0
+    shift
+    extras="$(tr -d ' \n' <"$REPO/tests/isolated/$name/extras")"
+    VENV="$REPO/.venvs/$name"
+    ensure_venv
+    ensure_installed ".[$extras]" isolated "threadline, pytest"
+    say "python -m pytest -q tests/isolated/$name $*   (in .venvs/$name: $extras)"
+    THREADLINE_TEST_ISOLATED="$name" "$VENV/bin/python" -m pytest -q "tests/isolated/$name" "$@" \
+        || status=$?
+    VENV="$main_venv"
+    return "$status"
+}
+
+if [[ "${1:-}" == tests/isolated/?* ]]; then
+    suite="${1#tests/isolated/}"
+    suite="${suite%%/*}"
+    shift
+    ensure_postgres
+    run_isolated_suite "$suite" "$@"
+    exit $?
+fi
+
 ensure_venv
 ensure_installed ".[dev]" dev "threadline, pytest"
 ensure_postgres
@@ -77,6 +108,18 @@ if [ "$pytest_status" -eq 5 ]; then
 fi
 if [ "$pytest_status" -ne 0 ]; then
     exit "$pytest_status"
+fi
+
+isolated_status=0
+if [ "$#" -eq 0 ]; then
+    for suite in "$REPO"/tests/isolated/*/; do
+        [ -f "$suite/extras" ] || continue
+        run_isolated_suite "$(basename "$suite")" || isolated_status=$?
+    done
+fi
+if [ "$isolated_status" -ne 0 ]; then
+    echo "${SCRIPT_NAME}: error: an isolated suite failed (see above)" >&2
+    exit "$isolated_status"
 fi
 if [ "$ruff_status" -ne 0 ] || [ "$mypy_status" -ne 0 ]; then
     echo "${SCRIPT_NAME}: error: the tests passed but ruff or mypy found problems (see above)" >&2

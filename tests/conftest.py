@@ -9,6 +9,9 @@ import pytest
 
 from tests._pg import create_database, drop_database, pg_available
 
+# tests/isolated/<name>/ run only in their own venvs (scripts/test.sh sets the variable).
+collect_ignore = [] if os.environ.get("THREADLINE_TEST_ISOLATED") else ["isolated"]
+
 
 @pytest.fixture(scope="session")
 def postgres_uri() -> Iterator[str]:
