@@ -4,6 +4,12 @@ Run by hand, never as a test::
 
     .venv/bin/python bench/ingest.py [--seconds 30] [--clients 4] [--quick] [--no-peers]
         [--postgres-uri postgresql://127.0.0.1:5432/test | --no-postgres]
+        [--ack-repeat N] [--ack-only]
+
+Every OTLP configuration (SQLite 1 process, SQLite and PostgreSQL with 2 workers) runs
+twice: acknowledged after the commit (the default) and when queued (``x-threadline-ack:
+queued``, lossy), with their ratio; ``--ack-repeat N`` alternates each pair N times and
+keeps each mode's median run, which steadies the ratio on a shared machine.
 
 Each server gets a fresh store — a SQLite file in a temporary directory, or for the
 PostgreSQL rows a new database on ``--postgres-uri``'s server, dropped afterwards — and N
@@ -190,27 +196,45 @@ def _serve_and_load(
 def _ack_pair(
     args: argparse.Namespace, workdir: Path, backend: str, workers: int
 ) -> tuple[LoadResult, LoadResult]:
-    """The OTLP row acknowledged after commit, then the same acknowledged when queued."""
+    """The OTLP row acknowledged after commit and the same acknowledged when queued.
+
+    With ``--ack-repeat N`` each is run N times, alternating (committed, queued, queued,
+    committed, …) so that drift in the machine's load falls on both; each mode's row is its
+    median run, and every run's figure is noted.
+    """
     where = f"{backend}, {workers} workers" if workers > 1 else "1 process"
-    committed = _threadline_run(
-        f"threadline OTLP, {where} (ack after commit)",
-        "otlp",
-        args,
-        workdir,
-        backend=backend,
-        workers=workers,
-        ack="committed",
-    )
-    queued = _threadline_run(
-        f"threadline OTLP, {where} (ack when queued: lossy)",
-        "otlp",
-        args,
-        workdir,
-        backend=backend,
-        workers=workers,
-        ack="queued",
-    )
+    runs: dict[str, list[LoadResult]] = {"committed": [], "queued": []}
+    labels = {"committed": "ack after commit", "queued": "ack when queued: lossy"}
+    for round_number in range(args.ack_repeat):
+        order = ("committed", "queued") if round_number % 2 == 0 else ("queued", "committed")
+        for ack in order:
+            runs[ack].append(
+                _threadline_run(
+                    f"threadline OTLP, {where} ({labels[ack]})",
+                    "otlp",
+                    args,
+                    workdir,
+                    backend=backend,
+                    workers=workers,
+                    ack=ack,
+                )
+            )
+    committed, queued = (_median_run(runs[ack]) for ack in ("committed", "queued"))
+    if args.ack_repeat > 1:
+        for row, ack in ((committed, "committed"), (queued, "queued")):
+            figures = ", ".join(_num_or_dash(r.queryable_per_s) for r in runs[ack])
+            row.notes.append(f"queryable spans/s of the {args.ack_repeat} runs: {figures}")
     return committed, queued
+
+
+def _median_run(runs: list[LoadResult]) -> LoadResult:
+    """The run with the median queryable rate (runs that measured nothing sort first)."""
+    ordered = sorted(runs, key=lambda r: r.queryable_per_s or 0.0)
+    return ordered[len(ordered) // 2]
+
+
+def _num_or_dash(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f}"
 
 
 def _mlflow_run(args: argparse.Namespace, workdir: Path) -> tuple[LoadResult, dict[str, Any]]:
@@ -360,11 +384,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"this one for each run and dropped after ({DEFAULT_POSTGRES_URI})",
     )
     parser.add_argument("--no-postgres", action="store_true", help="no PostgreSQL rows")
+    parser.add_argument(
+        "--ack-repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run each ack-after-commit / ack-when-queued pair N times, alternating (1)",
+    )
+    parser.add_argument(
+        "--ack-only",
+        action="store_true",
+        help="only the ack comparison rows (no SDK rows, no query figures, no peers)",
+    )
     args = parser.parse_args(argv)
     if args.seconds is None:
         args.seconds = 10.0 if args.quick else 30.0
     sizes = args.query_sizes or ("10000" if args.quick else "10000,100000")
     args.query_sizes = [int(s) for s in sizes.split(",") if s.strip()]
+    if args.ack_repeat < 1:
+        parser.error("--ack-repeat must be at least 1")
     if args.seconds <= 0 or args.clients < 1 or any(s < 100 for s in args.query_sizes):
         parser.error("--seconds and --clients must be positive, query sizes at least 100")
     return args
@@ -387,19 +425,20 @@ def main(argv: list[str] | None = None) -> int:
         # Each OTLP configuration twice: acknowledged after the commit (the default), and
         # when queued (x-threadline-ack: queued, lossy) to show what durability costs.
         loads.extend(_ack_pair(args, workdir, SQLITE, 1))
-        for label, kind in (
-            ("threadline (OpenTelemetry SDK exporter)", "otel-sdk"),
-            ("threadline (threadline SDK, THREADLINE_TRACKING_URI=http://…)", "sdk"),
-        ):
-            loads.append(_threadline_run(label, kind, args, workdir))
+        if not args.ack_only:
+            for label, kind in (
+                ("threadline (OpenTelemetry SDK exporter)", "otel-sdk"),
+                ("threadline (threadline SDK, THREADLINE_TRACKING_URI=http://…)", "sdk"),
+            ):
+                loads.append(_threadline_run(label, kind, args, workdir))
         for backend in backends:
             loads.extend(_ack_pair(args, workdir, backend, 2))
         # The query figures come before the peers: stopping MLflow (2+ GB) and Phoenix
         # leaves the machine busy for a while, which doubled the query times measured after.
-        for backend in backends:
+        for backend in [] if args.ack_only else backends:
             for size in args.query_sizes:
                 queries.append(_query_figures(size, backend, args, workdir))
-        if not args.no_peers:
+        if not args.no_peers and not args.ack_only:
             result, mlflow_search = _mlflow_run(args, workdir)
             loads.append(result)
             loads.append(_phoenix_run(args, workdir))
