@@ -28,6 +28,7 @@ from threadline.server.auth import AuthMiddleware
 from threadline.server.config import ServerSettings
 from threadline.server.errors import ApiJSONResponse, error_response, install_error_handlers
 from threadline.server.ingest.budget import BUDGET_STATE_KEY, IngestBudget, OverBudget, Reservation
+from threadline.server.ingest.decode_lane import DecodeLane
 from threadline.server.ingest.routes import router as ingest_router
 from threadline.server.ingest.writer import BatchWriter, WritePriority
 from threadline.server.slow_clients import BodyTimeout
@@ -53,6 +54,8 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
         retry_after=settings.retry_after_seconds,
     )
 
+    decode_lane = DecodeLane()
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         writer.start()
@@ -60,6 +63,7 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
             yield
         finally:
             await writer.close(settings.shutdown_drain_seconds)
+            decode_lane.close()
 
     app = FastAPI(
         title="threadline",
@@ -73,6 +77,7 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     app.state.settings = settings
     app.state.store = store
     app.state.writer = writer
+    app.state.decode_lane = decode_lane
     app.state.write_priority = WritePriority()
     install_error_handlers(app)
     app.include_router(health_router)

@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from threadline.entities.trace import Trace, TraceInfo
@@ -68,7 +67,7 @@ async def log_traces(
     answered once they are committed."""
     wait = wait_for_commit(x_threadline_ack, x_threadline_sync)
     bounds = time_bounds(request.app.state.settings)
-    traces, spans = await run_in_threadpool(_rows, body, bounds)
+    traces, spans = await request.app.state.decode_lane.run(_rows, body, bounds)
     written = await accept_rows(request, who, traces, spans, wait=wait)
     content = {"traces": len(traces), "spans": len(spans), "written": written}
     return json_response(content, 200 if written else 202)

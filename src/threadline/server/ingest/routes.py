@@ -83,7 +83,7 @@ async def export_traces(
     body = await request.body()
     pause = request.app.state.write_priority.wait_turn
     bounds = time_bounds(request.app.state.settings)
-    batch = await run_in_threadpool(
+    batch = await request.app.state.decode_lane.run(
         decode_request, body, kind, x_threadline_experiment_id, pause, bounds
     )
     if batch.rejected_spans and not batch.spans:
