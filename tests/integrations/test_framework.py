@@ -30,6 +30,8 @@ from threadline.integrations._llm_call import Config, _calling
 from threadline.tracing._context import current_span
 
 CONFIG = Config("madeup", hides_inner_calls=True)
+# A table for a framework whose ends may come out of order, and one for nested calls.
+both_kinds = pytest.mark.parametrize("nested", [False, True], ids=["table", "nested"])
 
 
 def in_fresh_context(body: Callable[[], None]) -> None:
@@ -50,8 +52,9 @@ def parent_name(spans: dict[str, Any], name: str) -> str | None:
 # --- spans by the framework's ids, and their parents ------------------------------------
 
 
-def test_spans_nest_by_the_framework_parent_ids(captured):
-    table = SpanTable(FrameworkSpan)
+@both_kinds
+def test_spans_nest_by_the_framework_parent_ids(captured, nested):
+    table = SpanTable(FrameworkSpan, nested=nested)
     root = table.open("r", "root", SpanType.AGENT, scope=False)
     assert root is not None and table.get("r") is root
     child = table.open("c", "child", SpanType.TOOL, parent=table.get("r"), scope=False)
@@ -67,8 +70,9 @@ def test_spans_nest_by_the_framework_parent_ids(captured):
     assert len(table) == 0 and table.finish("r") is None
 
 
-def test_without_a_parent_a_span_goes_under_the_current_span(captured):
-    table = SpanTable(FrameworkSpan)
+@both_kinds
+def test_without_a_parent_a_span_goes_under_the_current_span(captured, nested):
+    table = SpanTable(FrameworkSpan, nested=nested)
 
     @threadline.trace
     def caller() -> bool:
@@ -82,16 +86,29 @@ def test_without_a_parent_a_span_goes_under_the_current_span(captured):
     assert current_span.get() is None
 
 
-def test_code_inside_a_span_that_starts_another_is_its_parent(captured):
+@both_kinds
+def test_code_inside_a_span_that_starts_another_is_its_parent(captured, nested):
     """A ``@trace`` function in a tool that starts a run: the run nests under the function,
-    not beside it; the table's own spans never count as such code."""
+    not beside it."""
 
     def body() -> None:
-        table = SpanTable(FrameworkSpan)
-        tool = table.open("tool", "tool", SpanType.TOOL)
+        table = SpanTable(FrameworkSpan, nested=nested)
+        table.open("tool", "tool", SpanType.TOOL)
         with threadline.start_span("user code"):
             table.open("run", "run in user code", SpanType.CHAIN, parent=table.get("tool"))
             table.finish("run")
+        table.finish("tool")
+
+    in_fresh_context(body)
+    spans = by_name(captured)
+    assert parent_name(spans, "run in user code") == "user code"
+    assert parent_name(spans, "user code") == "tool"
+
+
+def test_the_tables_own_open_spans_are_never_taken_for_such_code(captured):
+    def body() -> None:
+        table = SpanTable(FrameworkSpan)
+        tool = table.open("tool", "tool", SpanType.TOOL)
         table.open("sibling", "sibling", SpanType.CHAIN, parent=tool)
         table.open("late", "late", SpanType.CHAIN, parent=tool)  # the sibling is current
         for fid in ("late", "sibling", "tool"):
@@ -99,17 +116,16 @@ def test_code_inside_a_span_that_starts_another_is_its_parent(captured):
 
     in_fresh_context(body)
     spans = by_name(captured)
-    assert parent_name(spans, "run in user code") == "user code"
-    assert parent_name(spans, "user code") == "tool"
     assert parent_name(spans, "late") == "tool"
 
 
 # --- the span current while the framework's code runs ------------------------------------
 
 
-def test_a_model_call_hides_client_calls_and_a_tool_inside_it_records_them(captured):
+@both_kinds
+def test_a_model_call_hides_client_calls_and_a_tool_inside_it_records_them(captured, nested):
     def body() -> None:
-        table = SpanTable(FrameworkSpan)
+        table = SpanTable(FrameworkSpan, nested=nested)
         model = table.open("m", "model", SpanType.CHAT_MODEL, calling=CONFIG)
         assert model is not None and current_span.get() is model.span
         assert _calling.get() is CONFIG
@@ -148,13 +164,14 @@ def test_ends_out_of_order_restore_what_was_current_before_both(captured):
     assert parent_name(by_name(captured), "inner") == "outer"
 
 
-def test_an_end_reported_in_another_context(captured):
+@both_kinds
+def test_an_end_reported_in_another_context(captured, nested):
     """A framework that reports an end from a callback run in another context (a future's
     done callback): undone there; in the start's context the enclosing span's end restores
     past it."""
 
     def body() -> None:
-        table = SpanTable(FrameworkSpan)
+        table = SpanTable(FrameworkSpan, nested=nested)
         outer = table.open("o", "outer", SpanType.CHAIN)
         inner = table.open("i", "inner", SpanType.CHAIN, parent=outer, calling=CONFIG)
         assert outer is not None and inner is not None
@@ -163,15 +180,18 @@ def test_an_end_reported_in_another_context(captured):
         assert callback[current_span] is outer.span and callback[_calling] is None
         assert current_span.get() is inner.span  # this context still holds it
         table.finish("o")
-        assert current_span.get() is None and _calling.get() is None
+        assert current_span.get() is None
+        # A nested table undoes only what each scope set: the outer one left _calling as is.
+        assert _calling.get() is (CONFIG if nested else None)
 
     in_fresh_context(body)
     assert len(by_name(captured)) == 2
 
 
-def test_an_end_in_another_context_leaves_that_contexts_current_span_alone(captured):
+@both_kinds
+def test_an_end_in_another_context_leaves_that_contexts_current_span_alone(captured, nested):
     def body() -> None:
-        table = SpanTable(FrameworkSpan)
+        table = SpanTable(FrameworkSpan, nested=nested)
         entry = table.open("a", "framework span", SpanType.CHAIN)
         assert entry is not None
 
@@ -189,8 +209,9 @@ def test_an_end_in_another_context_leaves_that_contexts_current_span_alone(captu
 # --- aliases and batches ---------------------------------------------------------------
 
 
-def test_an_alias_goes_with_its_entry(captured):
-    table = SpanTable(FrameworkSpan)
+@both_kinds
+def test_an_alias_goes_with_its_entry(captured, nested):
+    table = SpanTable(FrameworkSpan, nested=nested)
     outer = table.open("outer", "outer", SpanType.CHAIN, scope=False)
     assert outer is not None
     table.alias("inner", outer)
@@ -239,6 +260,11 @@ def test_a_batch_started_by_one_frame_is_not_made_current(captured):
     in_fresh_context(body)
     spans = by_name(captured)
     assert {parent_name(spans, name) for name in ("a", "b", "m1", "m2")} == {"caller"}
+
+
+def test_a_nested_table_has_no_batches():
+    with pytest.raises(ValueError, match="no batches"):
+        SpanTable(FrameworkSpan, nested=True).open("a", "a", SpanType.CHAIN, starter=object())
 
 
 # --- installing a hook: Integration's install/uninstall/present steps ---------------------

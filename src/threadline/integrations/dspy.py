@@ -142,7 +142,7 @@ class _Callback:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.active = True
-        self.calls: SpanTable[FrameworkSpan] = SpanTable(FrameworkSpan)
+        self.calls: SpanTable[FrameworkSpan] = SpanTable(FrameworkSpan, nested=True)
 
     def _start(
         self,

@@ -9,7 +9,7 @@ current span when threadline code running inside the parent opened it since (a
 ``@threadline.trace`` function in a tool that starts a run); without a parent, under the
 current span (a ``@threadline.trace`` function around the framework call), else a root.
 
-*Scope.* ``open(..., scope=True)`` (or ``enter``) makes the span current in this context
+*Scope.* ``open(..., scope=True)`` (the default) makes the span current in this context
 until ``leave``/``close``, so that ``@threadline.trace`` code and LLM client autologging
 inside the framework's code nest under it. ``calling`` is what the shared LLM-call wrapper
 (``_llm_call``) sees meanwhile as the integration making the call: the integration's
@@ -22,7 +22,10 @@ that have ended since, unless a later scope of the table that is still open is o
 framework ends spans out of order: the later one's end restores past this one). A
 framework may report an end in another context than the start (a callback on a future):
 there the span is undone only if it is still current, and in the start's context, which
-then still holds the span, the next end of an enclosing scope restores past it.
+then still holds the span, the next end of an enclosing scope restores past it. A
+framework whose calls nest (a decorator or ``with`` around each) can use a
+``SpanTable(..., nested=True)``: a scope is then undone by resetting what it set, which
+costs less and gives the same in that case, cross-context ends included.
 
 *Aliases.* ``alias(fid, entry)`` sends the events and children of ``fid`` to ``entry`` (an
 inner call folded into its outer one); they go with it when it closes.
@@ -36,7 +39,8 @@ span's code sees a sibling's span, which may belong to another trace.
 
 from __future__ import annotations
 
-from contextvars import Token
+from collections.abc import Callable
+from contextvars import ContextVar, Token
 from typing import Any, Generic, TypeVar
 
 from threadline.integrations._llm_call import _calling
@@ -60,6 +64,8 @@ class FrameworkSpan:
     __slots__ = (
         "aliases",
         "below",
+        "calling",
+        "calling_token",
         "data",
         "fid",
         "parent",
@@ -71,6 +77,17 @@ class FrameworkSpan:
         "token",
     )
 
+    # Set when the scope begins, read only while ``scoped``. ``token``: from making the
+    # span current. A table's: ``prev_span`` / ``prev_calling``, what was current before;
+    # ``below``, the table's scope that was current then. A nested table's: ``calling``,
+    # the value it gave ``_calling`` (or KEEP), and ``calling_token``.
+    token: Token[Any]
+    prev_span: Any
+    prev_calling: Any
+    below: FrameworkSpan | None
+    calling: Any
+    calling_token: Token[Any] | None
+
     def __init__(self, fid: Any, span: Span, parent: FrameworkSpan | None) -> None:
         self.fid = fid  # the framework's id of the span that opened it
         self.span = span
@@ -78,10 +95,6 @@ class FrameworkSpan:
         self.data: Any = None
         self.aliases: list[Any] | None = None
         self.scoped = False
-        self.prev_span: Any = None
-        self.prev_calling: Any = None
-        self.below: FrameworkSpan | None = None  # the scope current when this one began
-        self.token: Token[Any] | None = None
         self.starter: int | None = None
 
     @property
@@ -96,22 +109,27 @@ E = TypeVar("E", bound=FrameworkSpan)
 
 class SpanTable(Generic[E]):
     """The open spans of one integration by framework id (any hashable id), entries of
-    class ``entry``. Dict operations are atomic: threads and tasks need no lock."""
+    class ``entry``. Dict operations are atomic: threads and tasks need no lock.
 
-    __slots__ = ("_entries", "_make", "_scoped", "_starters")
+    ``nested=True``: the framework ends the spans of each context in the reverse order it
+    began them (a decorator or a ``with`` around each call: DSPy, LlamaIndex), so a scope
+    is undone by resetting what it set (see the module docstring); no batches then.
+    """
 
-    def __init__(self, entry: type[E]) -> None:
+    __slots__ = ("_entries", "_make", "_nested", "_scoped", "_starters", "get")
+
+    def __init__(self, entry: type[E], nested: bool = False) -> None:
         self._make = entry
+        self._nested = nested
         self._entries: dict[Any, E] = {}
+        # The entry of an id, or None: the dict's own ``get`` (a start looks up its parent).
+        self.get: Callable[[Any], E | None] = self._entries.get
         self._scoped: dict[int, E] = {}  # id(span) -> its entry, while its scope is open
         # id(frame) -> [the frame, its open spans, the first of them]: see ``open``
         self._starters: dict[int, list[Any]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
-
-    def get(self, fid: Any) -> E | None:
-        return self._entries.get(fid)
 
     def open(
         self,
@@ -130,6 +148,8 @@ class SpanTable(Generic[E]):
         for ``parent``, ``scope``, ``calling``, ``starter`` and ``batch_keeps_first``)."""
         first = None
         if starter is not None:
+            if self._nested:
+                raise ValueError("a nested SpanTable has no batches: open it without starter")
             entry = self._starters.get(id(starter))
             if entry is None:
                 self._starters[id(starter)] = entry = [starter, 0, None]
@@ -139,10 +159,12 @@ class SpanTable(Generic[E]):
                 if first is not None and not batch_keeps_first:
                     self.leave(first)
             entry[1] += 1
-        if parent is None and first is not None and first.scoped:
-            where: Any = first.prev_span  # the span current before the batch
+        if parent is not None:
+            where: Any = self.parent_span(parent)
+        elif first is not None and first.scoped:
+            where = first.prev_span  # the span current before the batch
         else:
-            where = self.parent_span(parent)
+            where = MISSING  # the current span
         span = begin_span(name, span_type, attributes, parent=where)
         if span is None:
             if starter is not None:
@@ -154,8 +176,22 @@ class SpanTable(Generic[E]):
             if first is None:
                 self._starters[opened.starter][2] = opened
         self._entries[fid] = opened
-        if scope:
-            self.enter(opened, calling)
+        if not scope:
+            return opened
+        opened.scoped = True  # the span current from here (``leave`` undoes it)
+        if self._nested:
+            opened.token = current_span.set(span)
+            opened.calling = calling
+            opened.calling_token = None if calling is KEEP else _calling.set(calling)
+        else:
+            prev = current_span.get()
+            opened.prev_span = prev
+            opened.prev_calling = _calling.get()
+            opened.below = self._scoped.get(id(prev)) if prev is not None else None
+            self._scoped[id(span)] = opened
+            opened.token = current_span.set(span)
+            if calling is not KEEP:
+                _calling.set(calling)
         return opened
 
     def parent_span(self, parent: E | None) -> Any:
@@ -188,41 +224,40 @@ class SpanTable(Generic[E]):
 
     # --- scopes -----------------------------------------------------------------------------
 
-    def enter(self, entry: E, calling: Any = KEEP) -> None:
-        """Make the entry's span current in this context (``calling``: module docstring)."""
-        span = entry.span
-        prev = current_span.get()
-        entry.prev_span = prev
-        entry.prev_calling = _calling.get()
-        entry.below = self._scoped.get(id(prev)) if prev is not None else None
-        entry.scoped = True
-        self._scoped[id(span)] = entry
-        entry.token = current_span.set(span)
-        if calling is not KEEP:
-            _calling.set(calling)
-
     def leave(self, entry: E) -> None:
         """End the entry's scope: the span is no longer current (it may stay open)."""
         if not entry.scoped:
             return
         entry.scoped = False
-        self._scoped.pop(id(entry.span), None)
+        span = entry.span
+        if self._nested:
+            try:
+                current_span.reset(entry.token)
+            except (ValueError, RuntimeError):
+                _undo_elsewhere(current_span, entry.token, span)
+            calling_token = entry.calling_token
+            if calling_token is not None:
+                try:
+                    _calling.reset(calling_token)
+                except (ValueError, RuntimeError):
+                    _undo_elsewhere(_calling, calling_token, entry.calling)
+            return
+        scoped = self._scoped
+        scoped.pop(id(span), None)
         top = current_span.get()
-        if top is not entry.span:
-            if id(top) in self._scoped:
+        if top is not span:
+            if id(top) in scoped:
                 return  # a later scope is on top: its end restores past this one
-            token = entry.token
-            if token is None:
-                return
             try:  # succeeds only in the context the scope began in (``top`` ended elsewhere)
-                current_span.reset(token)
+                current_span.reset(entry.token)
             except (ValueError, RuntimeError):
                 return  # another context, where something else is current: left alone
-        span, calling, below = entry.prev_span, entry.prev_calling, entry.below
+        prev, calling, below = entry.prev_span, entry.prev_calling, entry.below
         while below is not None and not below.scoped:  # scopes that ended under this one
-            span, calling, below = below.prev_span, below.prev_calling, below.below
-        current_span.set(span)
-        _calling.set(calling)
+            prev, calling, below = below.prev_span, below.prev_calling, below.below
+        current_span.set(prev)
+        if _calling.get() is not calling:
+            _calling.set(calling)
 
     # --- endings ----------------------------------------------------------------------------
 
@@ -231,11 +266,13 @@ class SpanTable(Generic[E]):
         and its scope, without ending its span (the caller does); for an alias: that id
         only (``entry.fid != fid`` tells)."""
         entry = self._entries.pop(fid, None)
-        if entry is not None:
-            if entry.fid == fid:
-                self._forget(entry)
-            elif entry.aliases is not None and fid in entry.aliases:
-                entry.aliases.remove(fid)
+        if entry is None:
+            return None
+        own = entry.fid
+        if own is fid or own == fid:  # ``is`` first: a UUID compares in Python code
+            self._let_go(entry)
+        elif entry.aliases is not None and fid in entry.aliases:
+            entry.aliases.remove(fid)
         return entry
 
     def finish(
@@ -243,7 +280,7 @@ class SpanTable(Generic[E]):
     ) -> E | None:
         """``pop`` and end the span (not for an alias); returns the entry, if any."""
         entry = self.pop(fid)
-        if entry is not None and entry.fid == fid:
+        if entry is not None and (entry.fid is fid or entry.fid == fid):
             end_span(entry.span, outputs, exc=exc)
         return entry
 
@@ -257,20 +294,25 @@ class SpanTable(Generic[E]):
         """Forget the entry, its aliases and its scope, and end its span (``owned``: the
         outputs are a fresh value that needs no snapshot copy, see ``end_span``)."""
         entries = self._entries
-        if entries.get(entry.fid) is entry:
-            del entries[entry.fid]
-        self._forget(entry)
+        fid = entry.fid
+        if entries.get(fid) is entry:
+            del entries[fid]
+        self._let_go(entry)
         end_span(entry.span, outputs, exc=exc, owned=owned)
 
-    def _forget(self, entry: E) -> None:
-        aliases, entry.aliases = entry.aliases, None
-        if aliases:
+    def _let_go(self, entry: E) -> None:
+        """Forget the entry's aliases, end its scope, release its starter."""
+        aliases = entry.aliases
+        if aliases is not None:
+            entry.aliases = None
             entries = self._entries
-            for fid in aliases:
-                entries.pop(fid, None)
-        self.leave(entry)
-        starter, entry.starter = entry.starter, None
+            for alias in aliases:
+                entries.pop(alias, None)
+        if entry.scoped:
+            self.leave(entry)
+        starter = entry.starter
         if starter is not None:
+            entry.starter = None
             self._release(starter)
 
     def _release(self, starter: int) -> None:
@@ -279,3 +321,12 @@ class SpanTable(Generic[E]):
             entry[1] -= 1
             if entry[1] <= 0:
                 del self._starters[starter]
+
+
+def _undo_elsewhere(var: ContextVar[Any], token: Token[Any], value: Any) -> None:
+    """Undo the ``set`` that gave ``token`` in another context than the one it was made in
+    (an end reported by a callback on a future): only where ``var`` still holds ``value``,
+    the value set."""
+    if var.get() is value:
+        old = token.old_value
+        var.set(None if old is Token.MISSING else old)

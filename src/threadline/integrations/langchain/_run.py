@@ -16,6 +16,6 @@ class Run(FrameworkSpan):
     __slots__ = ("agent", "graph")
 
     def __init__(self, fid: Any, span: Any, parent: FrameworkSpan | None) -> None:
-        super().__init__(fid, span, parent)
+        FrameworkSpan.__init__(self, fid, span, parent)
         self.graph = False  # a graph run (LangGraph): AGENT when a tool ran inside it
         self.agent = False  # a graph a tool ran in, or a legacy AgentExecutor

@@ -27,7 +27,7 @@ class Record(FrameworkSpan):
     )
 
     def __init__(self, fid: Any, span: Any, parent: FrameworkSpan | None) -> None:
-        super().__init__(fid, span, parent)
+        FrameworkSpan.__init__(self, fid, span, parent)
         self.instance: Any = None
         self.kind = ""
         self.messages: list[dict[str, Any]] | None = None  # an LLM call's input, normalised

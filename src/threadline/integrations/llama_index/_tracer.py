@@ -64,7 +64,7 @@ class Tracer:
     def __init__(self, config: Config, classes: Classes) -> None:
         self.config = config
         self.classes = classes
-        self.table: SpanTable[Record] = SpanTable(Record)
+        self.table: SpanTable[Record] = SpanTable(Record, nested=True)
         self._kinds: dict[tuple[type, str], tuple[str, str]] = {}
         self._on_event: dict[type, Any] = {}
         self._streams: list[Record] = []  # LLM calls whose stream is being read
