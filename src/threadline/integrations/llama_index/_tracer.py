@@ -134,7 +134,7 @@ class Tracer:
             self._exit(record, result)
         except Exception as exc:
             report(self.config, "span-end", exc)
-            self._close(record)
+            self.table.close(record, record.outputs, owned=True)
 
     def _exit(self, record: Record, result: Any) -> None:
         table = self.table
@@ -156,10 +156,11 @@ class Tracer:
                 return
         if kind == "llm":
             self._put_messages(record)
+        # The values of ``_values`` (and an LLM end event's reply) are fresh: ``owned``.
         if kind == "llm" and record.outputs is not MISSING:
-            self._close(record)
+            table.close(record, record.outputs, owned=True)
         else:
-            self._close(record, v.value(result))
+            table.close(record, v.value(result), owned=True)
 
     def drop(self, fid: str, err: BaseException | None) -> None:
         record = self.table.get(fid)
@@ -170,7 +171,7 @@ class Tracer:
                 self._put_messages(record)
             if err is not None and type(err).__name__ in _CONTROL_FLOW:
                 err = None
-            self._close(record, None, exc=err)
+            self.table.close(record, None, exc=err, owned=True)
         except Exception as exc:
             report(self.config, "span-error", exc)
 
@@ -203,15 +204,7 @@ class Tracer:
             if record in self._streams:
                 self._streams.remove(record)
         self._put_messages(record)
-        self._close(record, None if exc is not None else MISSING, exc=exc)
-
-    def _close(
-        self, record: Record, outputs: Any = MISSING, exc: BaseException | None = None
-    ) -> None:
-        """End the record's span with ``outputs``, by default those its LLM end event gave;
-        the values of ``_values`` are fresh, so they need no snapshot copy (``owned``)."""
-        if outputs is MISSING:
-            outputs = record.outputs
+        outputs = None if exc is not None else record.outputs
         self.table.close(record, outputs, exc=exc, owned=True)
 
     def _classify(self, instance: Any, method: str, step: bool) -> tuple[str, str]:
