@@ -2,7 +2,8 @@
 
 A framework that has a hook of its own (a callback list, a trace-processor list, span and
 event handlers, an event bus) is traced by putting one threadline object there, not by
-patching it. What every such integration needs is here:
+patching it (one that emits OpenTelemetry spans itself goes through the OpenTelemetry
+bridge instead, as ``pydantic_ai.py`` does). What every such integration needs is here:
 
 - ``FrameworkIntegration`` (``_integration``): ``autolog()`` imports the framework, checks
   its version and calls ``install(module, config)``, which adds the hook object and
@@ -14,15 +15,16 @@ patching it. What every such integration needs is here:
   keyed by the framework's ids; its parent; the span current while the framework's code
   runs, so ``@threadline.trace`` code and LLM client autologging nest under it, with the
   client's own span of a model call hidden; ends out of order or in another context;
-  aliases (an inner call folded into its outer one); batches.
+  aliases (an inner call folded into its outer one); batches. ``nested=True`` for a
+  framework that wraps each call (a decorator, a ``with``): cheaper, no batches.
 - ``handled_exception`` / ``error_event`` (``_errors``): an error the framework reports
   only as text; ``Document`` (``_documents``): a retriever span's documents.
 
 A callback-based integration, in outline (``dspy.py`` is a complete small one)::
 
     class _Callback:                          # subclassed from the framework's base class
-        def __init__(self, config):           # in install(); config is INTEGRATION.config
-            self.config, self.active = config, True
+        def __init__(self, config):           # made by install(module, config)
+            self.config, self.active = config, True   # uninstall() sets active = False
             self.spans = SpanTable(FrameworkSpan)
 
         def on_start(self, fid, parent_fid, name, inputs, is_model_call):
@@ -49,9 +51,11 @@ A callback-based integration, in outline (``dspy.py`` is a complete small one)::
 
 A processor-based one (``openai_agents.py``) is the same with the processor's
 ``on_span_start`` / ``on_span_end``; a framework whose ends can come before their
-children's, or in another thread, needs nothing more: the table handles both. Keep what
-the integration records apart from the framework's objects (``entry.data``, or a subclass
-of ``FrameworkSpan`` with slots of its own: ``llama_index/_tracer.py``'s ``Record``).
+children's, or in another context, needs nothing more: the table handles both. To record
+more at the end than ``finish`` takes, ``entry = spans.pop(fid)``, then ``end_span``.
+Keep what the integration gathers until the end in ``entry.data``, or in a subclass of
+``FrameworkSpan`` with slots of its own (``llama_index/_record.py``,
+``langchain/_run.py``). Tests of the layer itself: ``tests/integrations/test_framework.py``.
 """
 
 from __future__ import annotations

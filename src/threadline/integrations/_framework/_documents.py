@@ -1,4 +1,9 @@
-"""The shape of a retrieved document on a RETRIEVER span: ``outputs["documents"]``."""
+"""The shape of a retrieved document on a RETRIEVER span: ``outputs["documents"]``.
+
+Used by LlamaIndex and meant for every new framework integration. LangChain's retriever
+spans keep their own shape (a list of ``{"page_content", "metadata", "id"}``, LangChain's
+field names), which its tests and users' traces already have.
+"""
 
 from __future__ import annotations
 
