@@ -389,3 +389,14 @@ def test_the_version_is_the_distributions_else_the_modules(framework):
     with pytest.raises(InvalidArgumentError, match=r"not from the .* package"):
         make_integration().autolog(silent=True)
     assert framework.hooks == ["the user's hook"]
+
+
+def test_the_version_is_read_once_per_module(framework):
+    """``autolog()`` checks it every time; the package metadata is slow to read."""
+    integration = make_integration()
+    assert integration.version(framework) == "1.2.0"
+    framework.__version__ = "9.9.9"
+    assert integration.version(framework) == "1.2.0"
+    other = types.ModuleType("madeupfw")
+    other.__version__ = "3.0.0"
+    assert integration.version(other) == "3.0.0"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 from threadline.errors import InvalidArgumentError
 from threadline.integrations._base import Integration
@@ -18,22 +19,29 @@ class FrameworkIntegration(Integration):
     Its version is the installed distribution's (a module's ``__version__`` can lag behind
     it: ``llama_index.core`` 0.14.0 says 0.13.6), else the module's; a module with neither
     belongs to some other package (``agents`` is a common name): an error says which
-    package to install.
+    package to install. Read once per module: the package metadata is slow to read, and
+    every ``autolog()`` checks the version.
     """
 
+    _known: tuple[Any, str] | None = None  # (the module, its version) once read
+
     def version(self, module: ModuleType) -> str:
+        known = self._known
+        if known is not None and known[0] is module:
+            return known[1]
         from importlib.metadata import PackageNotFoundError
         from importlib.metadata import version as dist_version
 
+        version: Any
         try:
-            return dist_version(self.distribution)
+            version = dist_version(self.distribution)
         except PackageNotFoundError:
-            pass
-        version = getattr(module, "__version__", None)
-        if isinstance(version, str):
-            return version
-        raise InvalidArgumentError(
-            f"threadline.{self.name}.autolog() found a module {self.import_name!r} that "
-            f"is not from the {self.distribution} package. Install it with: "
-            f"{self.pip_command}"
-        )
+            version = getattr(module, "__version__", None)
+            if not isinstance(version, str):
+                raise InvalidArgumentError(
+                    f"threadline.{self.name}.autolog() found a module {self.import_name!r} "
+                    f"that is not from the {self.distribution} package. Install it with: "
+                    f"{self.pip_command}"
+                ) from None
+        self._known = (module, version)  # the module's code does not change: nor its version
+        return version

@@ -116,7 +116,7 @@ class SpanTable(Generic[E]):
     is undone by resetting what it set (see the module docstring); no batches then.
     """
 
-    __slots__ = ("_entries", "_make", "_nested", "_scoped", "_starters", "get")
+    __slots__ = ("_entries", "_make", "_nested", "_scoped", "_starters", "get", "leave")
 
     def __init__(self, entry: type[E], nested: bool = False) -> None:
         self._make = entry
@@ -124,6 +124,8 @@ class SpanTable(Generic[E]):
         self._entries: dict[Any, E] = {}
         # The entry of an id, or None: the dict's own ``get`` (a start looks up its parent).
         self.get: Callable[[Any], E | None] = self._entries.get
+        # End an entry's scope: the span is no longer current (it may stay open).
+        self.leave: Callable[[E], None] = self._leave_nested if nested else self._leave
         self._scoped: dict[int, E] = {}  # id(span) -> its entry, while its scope is open
         # id(frame) -> [the frame, its open spans, the first of them]: see ``open``
         self._starters: dict[int, list[Any]] = {}
@@ -224,24 +226,12 @@ class SpanTable(Generic[E]):
 
     # --- scopes -----------------------------------------------------------------------------
 
-    def leave(self, entry: E) -> None:
-        """End the entry's scope: the span is no longer current (it may stay open)."""
+    def _leave(self, entry: E) -> None:
+        """``leave`` (see the module docstring)."""
         if not entry.scoped:
             return
         entry.scoped = False
         span = entry.span
-        if self._nested:
-            try:
-                current_span.reset(entry.token)
-            except (ValueError, RuntimeError):
-                _undo_elsewhere(current_span, entry.token, span)
-            calling_token = entry.calling_token
-            if calling_token is not None:
-                try:
-                    _calling.reset(calling_token)
-                except (ValueError, RuntimeError):
-                    _undo_elsewhere(_calling, calling_token, entry.calling)
-            return
         scoped = self._scoped
         scoped.pop(id(span), None)
         top = current_span.get()
@@ -259,6 +249,22 @@ class SpanTable(Generic[E]):
         if _calling.get() is not calling:
             _calling.set(calling)
 
+    def _leave_nested(self, entry: E) -> None:
+        """``leave`` of a nested table: undo what the scope set."""
+        if not entry.scoped:
+            return
+        entry.scoped = False
+        try:
+            current_span.reset(entry.token)
+        except (ValueError, RuntimeError):
+            _undo_elsewhere(current_span, entry.token, entry.span)
+        calling_token = entry.calling_token
+        if calling_token is not None:
+            try:
+                _calling.reset(calling_token)
+            except (ValueError, RuntimeError):
+                _undo_elsewhere(_calling, calling_token, entry.calling)
+
     # --- endings ----------------------------------------------------------------------------
 
     def pop(self, fid: Any) -> E | None:
@@ -269,10 +275,22 @@ class SpanTable(Generic[E]):
         if entry is None:
             return None
         own = entry.fid
-        if own is fid or own == fid:  # ``is`` first: a UUID compares in Python code
-            self._let_go(entry)
-        elif entry.aliases is not None and fid in entry.aliases:
-            entry.aliases.remove(fid)
+        aliases = entry.aliases
+        if own is not fid and own != fid:  # ``is`` first: a UUID compares in Python code
+            if aliases is not None and fid in aliases:
+                aliases.remove(fid)
+            return entry
+        if aliases is not None:
+            entry.aliases = None
+            entries = self._entries
+            for alias in aliases:
+                entries.pop(alias, None)
+        if entry.scoped:
+            self.leave(entry)
+        starter = entry.starter
+        if starter is not None:
+            entry.starter = None
+            self._release(starter)
         return entry
 
     def finish(
@@ -293,27 +311,12 @@ class SpanTable(Generic[E]):
     ) -> None:
         """Forget the entry, its aliases and its scope, and end its span (``owned``: the
         outputs are a fresh value that needs no snapshot copy, see ``end_span``)."""
-        entries = self._entries
         fid = entry.fid
-        if entries.get(fid) is entry:
-            del entries[fid]
-        self._let_go(entry)
-        end_span(entry.span, outputs, exc=exc, owned=owned)
-
-    def _let_go(self, entry: E) -> None:
-        """Forget the entry's aliases, end its scope, release its starter."""
-        aliases = entry.aliases
-        if aliases is not None:
-            entry.aliases = None
-            entries = self._entries
-            for alias in aliases:
-                entries.pop(alias, None)
-        if entry.scoped:
+        if self._entries.get(fid) is entry:
+            self.pop(fid)
+        else:  # let go of already (or its id taken since): only its scope may be left
             self.leave(entry)
-        starter = entry.starter
-        if starter is not None:
-            entry.starter = None
-            self._release(starter)
+        end_span(entry.span, outputs, exc=exc, owned=owned)
 
     def _release(self, starter: int) -> None:
         entry = self._starters.get(starter)
