@@ -2,8 +2,10 @@
 
 An ``Integration`` imports its library only when ``autolog()`` is called, checks the
 installed version, and patches the library's public methods with the shared LLM-call
-wrapper (``_llm_call``). Calling ``autolog()`` again changes nothing; ``disable=True`` or
-``log_traces=False`` put every original back (the identical objects).
+wrapper (``_llm_call``), or installs a hook object in the library (a callback handler, a
+trace processor: ``install``/``uninstall``), or both. Calling ``autolog()`` again changes
+nothing; ``disable=True`` or ``log_traces=False`` put every original back (the identical
+objects) and take out exactly the hook it installed.
 """
 
 from __future__ import annotations
@@ -71,7 +73,16 @@ def _wrapper(target: Target, config: Config) -> Callable[[Any], Any]:
 
 
 class Integration:
-    """Autologging for one library."""
+    """Autologging for one library.
+
+    ``targets(module)``: the methods to patch (none for a library traced by a hook alone).
+    ``install(module, config)``: put threadline's hook object in the library, after the
+    patches, and return it (kept as ``handler``); ``uninstall(handler)`` takes out exactly
+    that object, leaving the user's own hooks and the library's defaults where they are;
+    ``present(handler)`` tells whether it is still there (a user who replaced the library's
+    whole hook list dropped it: ``autolog()`` then installs it again). Without ``present``
+    an installed hook is taken to stay.
+    """
 
     def __init__(
         self,
@@ -79,17 +90,27 @@ class Integration:
         name: str,
         distribution: str,
         minimum_version: str,
-        targets: Callable[[ModuleType], list[Target]],
+        targets: Callable[[ModuleType], list[Target]] | None = None,
         import_name: str | None = None,
         hides_inner_calls: bool = False,
+        install: Callable[[ModuleType, Config], Any] | None = None,
+        uninstall: Callable[[Any], None] | None = None,
+        present: Callable[[Any], bool] | None = None,
     ) -> None:
+        if (install is None) != (uninstall is None):
+            raise ValueError(f"integration {name!r}: install and uninstall go together")
         self.name = name
         self.import_name = import_name or name
         self.distribution = distribution
         self.minimum_version = minimum_version
-        self._targets = targets
+        self._targets = targets or _no_targets
         self.config = Config(name, hides_inner_calls)  # see ``Config``
         self.patches = PatchSet(name)
+        self._install = install
+        self._uninstall = uninstall
+        self._present = present
+        self.handler: Any = None  # what ``install`` returned, while it is installed
+        self._installed = False
         self._lock = threading.Lock()
 
     @property
@@ -109,27 +130,44 @@ class Integration:
             if disable or not log_traces:
                 self._undo()
                 return
-            if self.patches:
-                return
+            if self.enabled:
+                if self._present is None or not self._installed or self._present(self.handler):
+                    return
+                self._undo()  # the user replaced the library's hooks: start over
             module = self._import()
             self._check_version(module)
             for target in self._targets(module):
                 self.patches.apply(target.owner, target.method, _wrapper(target, self.config))
+            if self._install is not None:
+                try:
+                    self.handler = self._install(module, self.config)
+                except BaseException:
+                    self.patches.undo()
+                    raise
+                self._installed = True
             self.config.active = True
         if not silent:
             _log(f"threadline: autologging enabled for {self.name} {self.version(module)}.")
 
     @property
     def enabled(self) -> bool:
-        """Whether the library's methods are patched now."""
-        return bool(self.patches)
+        """Whether the library's methods are patched or threadline's hook is installed now."""
+        return self._installed or bool(self.patches)
 
     def _undo(self) -> None:
         self.config.active = False
-        if self.patches:
-            self.patches.undo()
-            if not self.config.silent:
-                _log(f"threadline: autologging disabled for {self.name}.")
+        if not self.enabled:
+            return
+        handler, installed = self.handler, self._installed
+        self.handler, self._installed = None, False
+        try:
+            if installed and self._uninstall is not None:
+                self._uninstall(handler)
+        finally:
+            if self.patches:
+                self.patches.undo()
+        if not self.config.silent:
+            _log(f"threadline: autologging disabled for {self.name}.")
 
     def _import(self) -> ModuleType:
         try:
@@ -156,6 +194,10 @@ class Integration:
                 f"{self.minimum_version} or newer; {installed} is installed. "
                 f"Upgrade it with: {self.pip_command}"
             )
+
+
+def _no_targets(module: ModuleType) -> list[Target]:
+    return []
 
 
 def parse_version(text: str) -> tuple[int, ...]:

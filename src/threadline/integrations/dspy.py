@@ -33,7 +33,12 @@ from threadline.errors import InvalidArgumentError
 from threadline.integrations import _chat_format as cf
 from threadline.integrations import litellm as _litellm
 from threadline.integrations import openai as oa
-from threadline.integrations._framework import FrameworkSpan, HookIntegration
+from threadline.integrations._framework import (
+    KEEP,
+    FrameworkIntegration,
+    FrameworkSpan,
+    SpanTable,
+)
 from threadline.integrations._llm_call import Config, put_attributes, report
 from threadline.tracing import _safety
 from threadline.tracing._lifecycle import MISSING
@@ -137,7 +142,7 @@ class _Callback:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.active = True
-        self.calls: dict[str, FrameworkSpan] = {}
+        self.calls: SpanTable[FrameworkSpan] = SpanTable(FrameworkSpan, nested=True)
 
     def _start(
         self,
@@ -150,7 +155,9 @@ class _Callback:
     ) -> FrameworkSpan | None:
         if not self.active or not RT.enabled:
             return None
-        entry = FrameworkSpan.open(name, span_type)
+        entry = self.calls.open(
+            call_id, name, span_type, calling=self.config if model_call else KEEP
+        )
         if entry is None:
             return None
         live = entry.live
@@ -158,16 +165,10 @@ class _Callback:
             live.set_inputs(inputs)
             if attributes:
                 live.set_attributes(attributes)
-        entry.make_current(self.config if model_call else None)
-        self.calls[call_id] = entry
         return entry
 
     def _end(self, call_id: str, outputs: Any, exception: BaseException | None) -> None:
-        entry = self.calls.pop(call_id, None)
-        if entry is None:
-            return
-        entry.release()
-        entry.end(MISSING if exception is not None else outputs, exception)
+        self.calls.finish(call_id, MISSING if exception is not None else outputs, exception)
 
     # --- modules
 
@@ -382,12 +383,12 @@ class _Callback:
 # --- installing it --------------------------------------------------------------------------
 
 
-def _install(dspy: ModuleType) -> Any:
+def _install(dspy: ModuleType, config: Config) -> Any:
     """Add threadline's callback after DSPy's current global callbacks; returns it."""
     from dspy.utils.callback import BaseCallback
 
     cls = type("ThreadlineCallback", (_Callback, BaseCallback), {})
-    callback = cls(INTEGRATION.config)
+    callback = cls(config)
     callbacks = list(dspy.settings.get("callbacks") or [])
     try:
         dspy.settings.configure(callbacks=[*callbacks, callback])
@@ -423,7 +424,7 @@ def _uninstall(callback: Any) -> None:
         )
 
 
-INTEGRATION = HookIntegration(
+INTEGRATION = FrameworkIntegration(
     name="dspy",
     distribution="dspy",
     minimum_version="3.4.0",

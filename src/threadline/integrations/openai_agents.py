@@ -47,14 +47,15 @@ from threadline.integrations import litellm as _litellm
 from threadline.integrations import openai as oa
 from threadline.integrations._base import Target
 from threadline.integrations._framework import (
+    KEEP,
+    FrameworkIntegration,
     FrameworkSpan,
-    HookIntegration,
+    SpanTable,
     error_event,
     handled_exception,
 )
 from threadline.integrations._llm_call import Config, Request, put_attributes, report, to_dict
-from threadline.tracing._context import current_span
-from threadline.tracing._lifecycle import MISSING
+from threadline.tracing._lifecycle import MISSING, end_span
 from threadline.tracing._runtime import RT
 from threadline.tracing._span import LiveSpan
 
@@ -69,28 +70,30 @@ class _Run:
     """A ``Runner`` run in progress: the span that holds its input and final output (the
     run's SDK trace, or its task span inside a trace the caller opened)."""
 
-    __slots__ = ("ended", "inputs", "result", "span", "streamed", "task_seen")
+    __slots__ = ("ended", "entry", "inputs", "result", "streamed", "task_seen")
 
     def __init__(self, inputs: dict[str, Any] | None, streamed: bool) -> None:
         self.inputs = inputs  # None: the run's data is not to be traced
         self.streamed = streamed
-        self.span: FrameworkSpan | None = None
+        self.entry: FrameworkSpan | None = None
         self.task_seen = False
         self.result: Any = None  # the RunResultStreaming of a streamed run
         self.ended = False
 
     def claim(self, entry: FrameworkSpan) -> None:
-        self.span = entry
+        """Make ``entry`` the run's span: the run, not the SDK, ends it."""
+        self.entry = entry
+        entry.data = self
         live = entry.live
         if live is not None and self.inputs is not None:
             live.set_inputs(self.inputs)
 
     def finish(self, outputs: Any = MISSING, exc: BaseException | None = None) -> None:
         """End the run's span (once)."""
-        if self.span is None or self.ended:
+        if self.entry is None or self.ended:
             return
         self.ended = True
-        self.span.end(MISSING if self.inputs is None else outputs, exc)
+        end_span(self.entry.span, MISSING if self.inputs is None else outputs, exc=exc)
 
     def framework_ended(self) -> None:
         """The SDK ended the run's span. A streamed run ends it now, with what the stream
@@ -344,19 +347,14 @@ def _record_error(span: LiveSpan, error: Any) -> None:
 
 
 class _Processor:
-    """Threadline's ``TracingProcessor``: SDK traces and spans → threadline spans.
-
-    Spans are kept by the SDK's ids while open, so that each finds its parent; the mapping
-    is what a future shared "spans keyed by the framework's ids" helper would hold.
-    """
+    """Threadline's ``TracingProcessor``: SDK traces and spans → threadline spans, kept by
+    the SDK's ids while open (a trace by ``("trace", trace_id)``) so that each finds its
+    parent."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.active = True
-        self.traces: dict[str, FrameworkSpan] = {}
-        self.spans: dict[str, FrameworkSpan] = {}
-        self.aliases: set[str] = set()  # task spans recorded by their run's trace span
-        self.open: set[int] = set()  # id() of the open threadline spans made here
+        self.spans: SpanTable[FrameworkSpan] = SpanTable(FrameworkSpan)
 
     # --- traces
 
@@ -364,7 +362,9 @@ class _Processor:
         if not self.active or not RT.enabled:
             return
         try:
-            entry = FrameworkSpan.open(trace.name or "Agent workflow", SpanType.AGENT)
+            entry = self.spans.open(
+                ("trace", trace.trace_id), trace.name or "Agent workflow", SpanType.AGENT
+            )
             if entry is None:
                 return
             live = entry.live
@@ -378,21 +378,16 @@ class _Processor:
                 if metadata:
                     live.set_attribute(_PREFIX + "metadata", metadata)
             run = _current_run.get()
-            if run is not None and run.span is None and not run.task_seen:
+            if run is not None and run.entry is None and not run.task_seen:
                 run.claim(entry)
-                entry.data = run  # the run's span: the run ends it
-            entry.make_current()
-            self.traces[trace.trace_id] = entry
-            self.open.add(id(entry.span))
         except Exception as exc:
             report(self.config, "trace-start", exc)
 
     def on_trace_end(self, trace: Any) -> None:
-        entry = self.traces.pop(trace.trace_id, None)
-        if entry is None:
-            return
         try:
-            self._close(entry, MISSING)
+            entry = self.spans.pop(("trace", trace.trace_id))
+            if entry is not None:
+                self._close(entry, MISSING)
         except Exception as exc:
             report(self.config, "trace-end", exc)
 
@@ -402,45 +397,40 @@ class _Processor:
         if not self.active or not RT.enabled:
             return
         try:
+            spans = self.spans
             data = span.span_data
             kind = data.type
             run = _current_run.get() if kind == "task" else None
             if run is not None and not run.task_seen:
                 run.task_seen = True
-                root = self.traces.get(span.trace_id)
-                if root is not None and run.span is root:  # the run's own trace: one span
-                    self.spans[span.span_id] = root
-                    self.aliases.add(span.span_id)
+                root = spans.get(("trace", span.trace_id))
+                if root is not None and run.entry is root:  # the run's own trace: one span
+                    spans.alias(span.span_id, root)
                     return
-            parent = self._parent(span)
-            entry = FrameworkSpan.open(
-                _span_name(data, kind), _SPAN_TYPES.get(kind, SpanType.CHAIN), parent
+            entry = spans.open(
+                span.span_id,
+                _span_name(data, kind),
+                _SPAN_TYPES.get(kind, SpanType.CHAIN),
+                parent=self._parent(span),
+                calling=self.config if kind in _MODEL_CALLS else KEEP,
             )
-            if entry is None:
-                return
-            if run is not None and run.span is None:
+            if entry is not None and run is not None and run.entry is None:
                 run.claim(entry)
-                entry.data = run  # the run's span: the run ends it
-            entry.make_current(self.config if kind in _MODEL_CALLS else None)
-            self.spans[span.span_id] = entry
-            self.open.add(id(entry.span))
         except Exception as exc:
             report(self.config, "span-start", exc)
 
     def on_span_end(self, span: Any) -> None:
-        entry = self.spans.pop(span.span_id, None)
-        if entry is None:
-            return
         try:
+            entry = self.spans.pop(span.span_id)
+            if entry is None:
+                return
             data = span.span_data
-            if span.span_id in self.aliases:
-                self.aliases.discard(span.span_id)
-                live = entry.live
+            live = entry.live
+            if entry.fid != span.span_id:  # a run's task span, recorded by its trace's span
                 if live is not None:
                     _record_task(live, data)
                 return
             outputs: Any = MISSING
-            live = entry.live
             if live is not None:
                 outputs = _record(live, data, data.type)
                 if span.error:
@@ -450,37 +440,21 @@ class _Processor:
             report(self.config, "span-end", exc)
 
     def _close(self, entry: FrameworkSpan, outputs: Any) -> None:
-        entry.release()
-        self.open.discard(id(entry.span))
+        """End a span the table has let go of (its scope ended with it)."""
         run = entry.data
         if isinstance(run, _Run):
             run.framework_ended()
         else:
-            entry.end(outputs)
+            end_span(entry.span, outputs)
 
-    def _parent(self, span: Any) -> Any:
-        """The threadline parent of an SDK span: its SDK parent's span, or a span of the
-        caller's code opened since inside it (``@threadline.trace`` in a tool that starts a
-        run or an SDK span): the current span when it is not one of ours and belongs to the
-        same trace, started no earlier than the SDK parent."""
-        entry = self.spans.get(span.parent_id) if span.parent_id else None
-        if entry is None:
-            entry = self.traces.get(span.trace_id)
-        if entry is None:
-            return MISSING  # a trace begun before autologging: the current span, or a root
-        mapped = entry.span
-        current = current_span.get()
-        if (
-            current is not mapped
-            and isinstance(current, LiveSpan)
-            and isinstance(mapped, LiveSpan)
-            and not current._ended
-            and id(current) not in self.open
-            and current._trace_state is mapped._trace_state
-            and current._start_time_ns >= mapped._start_time_ns
-        ):
-            return current
-        return mapped
+    def _parent(self, span: Any) -> FrameworkSpan | None:
+        """The entry of an SDK span's parent: its SDK parent span, else its trace (None: a
+        trace begun before autologging, so the current span, or a root). The table puts
+        the span under a span of the caller's code opened since inside that parent
+        (``@threadline.trace`` in a tool that starts a run or an SDK span)."""
+        spans = self.spans
+        entry = spans.get(span.parent_id) if span.parent_id else None
+        return entry if entry is not None else spans.get(("trace", span.trace_id))
 
     def shutdown(self) -> None:
         pass
@@ -492,12 +466,12 @@ class _Processor:
 # --- installing it --------------------------------------------------------------------------
 
 
-def _install(agents: ModuleType) -> Any:
+def _install(agents: ModuleType, config: Config) -> Any:
     """Add threadline's processor to the SDK's trace provider; returns it."""
     from agents import tracing
 
     cls = type("ThreadlineTracingProcessor", (_Processor, tracing.TracingProcessor), {})
-    processor = cls(INTEGRATION.config)
+    processor = cls(config)
     tracing.add_trace_processor(processor)
     return processor
 
@@ -538,7 +512,7 @@ def _targets(agents: ModuleType) -> list[Target]:
     ]
 
 
-INTEGRATION = HookIntegration(
+INTEGRATION = FrameworkIntegration(
     name="openai_agents",
     distribution="openai-agents",
     minimum_version="0.24.0",

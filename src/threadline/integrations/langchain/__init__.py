@@ -37,93 +37,46 @@ still end their spans.
 
 from __future__ import annotations
 
+import functools
 from contextvars import ContextVar
 from types import ModuleType
 from typing import Any
 
 from threadline.errors import InvalidArgumentError
-from threadline.integrations._base import Integration, _log
+from threadline.integrations._framework import FrameworkIntegration
+from threadline.integrations._llm_call import Config
 
 __all__ = ["INTEGRATION", "autolog"]
 
 
-class _LangChainIntegration(Integration):
-    """An integration installed as a callback handler through the configure hook, not by
-    patching: ``enabled`` is whether the hook is registered."""
+@functools.cache
+def _hook(config: Config) -> tuple[Any, ContextVar[Any]]:
+    """Threadline's callback handler and the configure hook's context variable, whose
+    default it is (every thread and task sees the handler, including threads started before
+    autolog() and those with a fresh context). Made once: a run under way across a disable
+    and a new autolog() reaches the same handler, which LangChain adds to a callback
+    manager only once."""
+    from threadline.integrations.langchain._handler import ThreadlineCallbackHandler
 
-    def __init__(self) -> None:
-        super().__init__(
-            name="langchain",
-            distribution="langchain-core",
-            minimum_version="1.0.0",
-            targets=lambda module: [],
-            import_name="langchain_core",
-            hides_inner_calls=True,
-        )
-        self.handler: Any = None
-        self._hook: ContextVar[Any] | None = None
+    handler = ThreadlineCallbackHandler(config)
+    return handler, ContextVar("threadline_langchain_handler", default=handler)
 
-    @property
-    def enabled(self) -> bool:
-        return self._hook is not None
 
-    def autolog(self, disable: bool = False, log_traces: bool = True, silent: bool = False) -> None:
-        """Register the handler (or with ``disable=True`` remove it); see the module docstring."""
-        for option, value in (("disable", disable), ("log_traces", log_traces), ("silent", silent)):
-            if not isinstance(value, bool):
-                raise InvalidArgumentError(
-                    f"threadline.{self.name}.autolog({option}=...) must be True or False, "
-                    f"got {value!r}."
-                )
-        with self._lock:
-            self.config.silent = silent
-            if disable or not log_traces:
-                self._undo()
-                return
-            if self._hook is not None:
-                return
-            module = self._import()
-            self._check_version(module)
-            self._install()
-            self.config.active = True
-        if not silent:
-            _log(f"threadline: autologging enabled for {self.name} {self.version(module)}.")
-
-    def _install(self) -> None:
+def _install(module: ModuleType, config: Config) -> Any:
+    """Register the handler through langchain-core's configure hook; returns the handler."""
+    try:
         from langchain_core.tracers.context import register_configure_hook
-
-        from threadline.integrations.langchain._handler import ThreadlineCallbackHandler
-
-        if self.handler is None:
-            self.handler = ThreadlineCallbackHandler(self.config)
-        # A default value, not ``set()``: every thread and task sees the handler, including
-        # threads started before autolog() and those with a fresh context.
-        hook: ContextVar[Any] = ContextVar("threadline_langchain_handler", default=self.handler)
-        register_configure_hook(hook, inheritable=True)
-        self._hook = hook
-
-    def _undo(self) -> None:
-        self.config.active = False
-        hook, self._hook = self._hook, None
-        if hook is None:
-            return
-        _remove_hook(hook)
-        if not self.config.silent:
-            _log(f"threadline: autologging disabled for {self.name}.")
-
-    def _import(self) -> ModuleType:
-        module = super()._import()
-        try:
-            import langchain_core.tracers.context  # noqa: F401  (the configure hook)
-        except ImportError as exc:
-            raise InvalidArgumentError(
-                f"threadline.langchain.autolog() needs langchain_core.tracers.context "
-                f"({exc}). Install a supported version with: {self.pip_command}"
-            ) from exc
-        return module
+    except ImportError as exc:
+        raise InvalidArgumentError(
+            f"threadline.langchain.autolog() needs langchain_core.tracers.context "
+            f"({exc}). Install a supported version with: {INTEGRATION.pip_command}"
+        ) from exc
+    handler, hook = _hook(config)
+    register_configure_hook(hook, inheritable=True)
+    return handler
 
 
-def _remove_hook(hook: ContextVar[Any]) -> None:
+def _uninstall(handler: Any) -> None:
     """Take our entry out of langchain-core's list of configure hooks.
 
     langchain-core has no public way to unregister a hook; its list is module state that
@@ -134,12 +87,21 @@ def _remove_hook(hook: ContextVar[Any]) -> None:
     """
     from langchain_core.tracers import context
 
+    hook = _hook(INTEGRATION.config)[1]
     hooks = getattr(context, "_configure_hooks", None)
     if isinstance(hooks, list):
         hooks[:] = [entry for entry in hooks if not (entry and entry[0] is hook)]
 
 
-INTEGRATION = _LangChainIntegration()
+INTEGRATION = FrameworkIntegration(
+    name="langchain",
+    distribution="langchain-core",
+    minimum_version="1.0.0",
+    import_name="langchain_core",
+    install=_install,
+    uninstall=_uninstall,
+    hides_inner_calls=True,
+)
 
 
 def autolog(disable: bool = False, log_traces: bool = True, silent: bool = False) -> None:

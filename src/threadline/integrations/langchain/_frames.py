@@ -2,8 +2,8 @@
 
 The callback manager does not say whether a run was started by ``invoke`` or inside a
 generator (``stream``, a LangGraph graph), which decides whether the run's span can be made
-current (see ``_runs``), nor whether a chain run is a LangGraph graph. The frame that
-called the callback manager says both.
+current (see ``integrations/_framework/_spans.py``), nor whether a chain run is a
+LangGraph graph. The frame that called the callback manager says both.
 """
 
 from __future__ import annotations

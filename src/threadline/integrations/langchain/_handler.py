@@ -14,10 +14,11 @@ from langchain_core.callbacks import BaseCallbackHandler
 from threadline.entities.keys import SpanAttributeKey
 from threadline.entities.span import SpanEvent, SpanType
 from threadline.integrations import _chat_format as cf
+from threadline.integrations._framework import SpanTable
 from threadline.integrations._llm_call import Config, put_attributes, report
 from threadline.integrations.langchain import _messages as lm
 from threadline.integrations.langchain._frames import in_generator, is_graph, starter
-from threadline.integrations.langchain._runs import Run, RunSpans
+from threadline.integrations.langchain._run import Run
 from threadline.integrations.langchain._values import plain
 from threadline.tracing import _safety
 from threadline.tracing._lifecycle import end_span
@@ -61,7 +62,7 @@ class ThreadlineCallbackHandler(BaseCallbackHandler):
     def __init__(self, config: Config) -> None:
         super().__init__()
         self._config = config
-        self.runs = RunSpans(config)
+        self.runs: SpanTable[Run] = SpanTable(Run)
 
     @property
     def raise_error(self) -> bool:  # type: ignore[override]
@@ -74,6 +75,14 @@ class ThreadlineCallbackHandler(BaseCallbackHandler):
 
     def _failed(self, kind: str, exc: Exception) -> None:
         report(self._config, kind, exc)
+
+    def _open_scoped(
+        self, run_id: Any, parent_run_id: Any, name: str, span_type: str
+    ) -> Run | None:
+        """Open the span of a run whose code runs between its start and end callbacks in
+        the caller's context (a tool, a retriever): current there, unless in a batch."""
+        runs = self.runs
+        return runs.open(run_id, name, span_type, parent=runs.get(parent_run_id), starter=starter())
 
     # --- chains, graphs, nodes, parsers, prompts ------------------------------------------
 
@@ -98,11 +107,11 @@ class ThreadlineCallbackHandler(BaseCallbackHandler):
             # under it through their parent run ids.
             streamed = in_generator(started_by)
             span_type = SpanType.PARSER if kwargs.get("run_type") == "parser" else SpanType.CHAIN
-            run = self.runs.start(
+            run = self.runs.open(
                 run_id,
-                parent_run_id,
                 _name(kwargs, serialized, "Chain"),
                 span_type,
+                parent=self.runs.get(parent_run_id),
                 scope=not streamed,
                 starter=started_by,
             )
@@ -215,13 +224,12 @@ class ThreadlineCallbackHandler(BaseCallbackHandler):
         model run records itself) until its first token or its end; returns the run and
         its request parameters (the caller adds the messages and records them as inputs),
         or None when the run is not recorded."""
-        run = self.runs.start(
+        run = self.runs.open(
             run_id,
-            parent_run_id,
             _name(kwargs, serialized, span_type),
             span_type,
-            scope=True,
-            hide_inner=True,
+            parent=self.runs.get(parent_run_id),
+            calling=self._config,
             starter=starter(),
             batch_keeps_first=True,
         )
@@ -301,9 +309,7 @@ class ThreadlineCallbackHandler(BaseCallbackHandler):
             return
         try:
             name = _name(kwargs, serialized, "tool")
-            run = self.runs.start(
-                run_id, parent_run_id, name, SpanType.TOOL, scope=True, starter=starter()
-            )
+            run = self._open_scoped(run_id, parent_run_id, name, SpanType.TOOL)
             if run is None:
                 return
             if isinstance(run.span, LiveSpan):
@@ -311,9 +317,9 @@ class ThreadlineCallbackHandler(BaseCallbackHandler):
                     plain(inputs) if isinstance(inputs, dict) else {"input": input_str}
                 )
             graph = run.parent
-            while graph is not None and not graph.graph:
+            while isinstance(graph, Run) and not graph.graph:
                 graph = graph.parent
-            if graph is not None:  # a graph in which a tool runs is an agent
+            if isinstance(graph, Run):  # a graph in which a tool runs is an agent
                 graph.agent = True
         except Exception as exc:
             self._failed("tool-start", exc)
@@ -347,9 +353,7 @@ class ThreadlineCallbackHandler(BaseCallbackHandler):
             return
         try:
             name = _name(kwargs, serialized, "retriever")
-            run = self.runs.start(
-                run_id, parent_run_id, name, SpanType.RETRIEVER, scope=True, starter=starter()
-            )
+            run = self._open_scoped(run_id, parent_run_id, name, SpanType.RETRIEVER)
             if run is not None and isinstance(run.span, LiveSpan):
                 run.span.set_inputs({"query": query})
         except Exception as exc:

@@ -16,8 +16,9 @@ import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from threadline.integrations._framework import SpanTable
 from threadline.integrations._llm_call import Config, report
-from threadline.integrations.llama_index._run_spans import Record, SpanTable
+from threadline.integrations.llama_index._record import Record
 from threadline.integrations.llama_index._values import text_of
 from threadline.tracing._context import current_span
 
@@ -36,7 +37,7 @@ class _Group:
 
     __slots__ = ("__weakref__", "config", "done", "parts", "records", "response", "table")
 
-    def __init__(self, table: SpanTable, config: Config, response: Any) -> None:
+    def __init__(self, table: SpanTable[Record], config: Config, response: Any) -> None:
         self.table = table
         self.config = config
         self.response = weakref.ref(response)
@@ -66,7 +67,7 @@ class _Group:
                 report(self.config, "stream-end", error)
 
 
-def follow(table: SpanTable, config: Config, record: Record, response: Any) -> None:
+def follow(table: SpanTable[Record], config: Config, record: Record, response: Any) -> None:
     """Keep ``record`` open until ``response``'s stream ends (see the module docstring)."""
     with _lock:
         group = _groups.get(id(response))

@@ -26,11 +26,12 @@ from typing import Any
 from threadline.entities.keys import SpanAttributeKey
 from threadline.entities.span import SpanType
 from threadline.integrations import _chat_format as cf
+from threadline.integrations._framework import KEEP, SpanTable
 from threadline.integrations._llm_call import Config, _calling, report
 from threadline.integrations.llama_index import _messages as m
 from threadline.integrations.llama_index import _streams
 from threadline.integrations.llama_index import _values as v
-from threadline.integrations.llama_index._run_spans import KEEP, Record, SpanTable
+from threadline.integrations.llama_index._record import Record
 from threadline.tracing._context import current_span
 from threadline.tracing._lifecycle import MISSING
 from threadline.tracing._runtime import RT
@@ -63,7 +64,7 @@ class Tracer:
     def __init__(self, config: Config, classes: Classes) -> None:
         self.config = config
         self.classes = classes
-        self.table = SpanTable()
+        self.table: SpanTable[Record] = SpanTable(Record, nested=True)
         self._kinds: dict[tuple[type, str], tuple[str, str]] = {}
         self._on_event: dict[type, Any] = {}
         self._streams: list[Record] = []  # LLM calls whose stream is being read
@@ -111,8 +112,12 @@ class Tracer:
             calling: Any = self.config  # the client call it makes is not recorded again
         else:  # a tool run by an LLM call (predict_and_call): its client calls are its own
             calling = None if _calling.get() is self.config else KEEP
-        record = table.open(fid, name, span_type, instance, kind, calling)
-        if record is None or not isinstance(record.span, LiveSpan):
+        record = table.open(fid, name, span_type, calling=calling)
+        if record is None:
+            return
+        record.instance = instance
+        record.kind = kind
+        if not isinstance(record.span, LiveSpan):
             return
         span = record.span
         span.set_inputs(inputs)
@@ -129,7 +134,7 @@ class Tracer:
             self._exit(record, result)
         except Exception as exc:
             report(self.config, "span-end", exc)
-            self.table.close(record)
+            self.table.close(record, record.outputs, owned=True)
 
     def _exit(self, record: Record, result: Any) -> None:
         table = self.table
@@ -147,14 +152,15 @@ class Tracer:
         if kind == "retriever":
             docs = v.documents(result)
             if docs is not None:
-                table.close(record, docs, owned=False)  # span processors see Document objects
+                table.close(record, docs)  # span processors see Document objects
                 return
         if kind == "llm":
             self._put_messages(record)
+        # The values of ``_values`` (and an LLM end event's reply) are fresh: ``owned``.
         if kind == "llm" and record.outputs is not MISSING:
-            table.close(record)
+            table.close(record, record.outputs, owned=True)
         else:
-            table.close(record, v.value(result))
+            table.close(record, v.value(result), owned=True)
 
     def drop(self, fid: str, err: BaseException | None) -> None:
         record = self.table.get(fid)
@@ -165,7 +171,7 @@ class Tracer:
                 self._put_messages(record)
             if err is not None and type(err).__name__ in _CONTROL_FLOW:
                 err = None
-            self.table.close(record, None, exc=err)
+            self.table.close(record, None, exc=err, owned=True)
         except Exception as exc:
             report(self.config, "span-error", exc)
 
@@ -198,7 +204,8 @@ class Tracer:
             if record in self._streams:
                 self._streams.remove(record)
         self._put_messages(record)
-        self.table.close(record, None if exc is not None else MISSING, exc=exc)
+        outputs = None if exc is not None else record.outputs
+        self.table.close(record, outputs, exc=exc, owned=True)
 
     def _classify(self, instance: Any, method: str, step: bool) -> tuple[str, str]:
         if step:

@@ -1,16 +1,16 @@
 """LlamaIndex's objects as the values a threadline span records.
 
-Messages become the chat format (``_messages``), retrieved nodes become ``Document``s
-(text, score, id, metadata), responses their text, workflow events their fields, and
-anything else a snapshot. Every function here returns fresh values that share nothing
-with the caller's objects, so spans can hold them without another copy.
+Messages become the chat format (``_messages``), retrieved nodes become ``_framework``'s
+``Document``s (text, score, id, metadata), responses their text, workflow events their
+fields, and anything else a snapshot. Every function here returns fresh values that share
+nothing with the caller's objects, so spans can hold them without another copy.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
+from threadline.integrations._framework import Document
 from threadline.integrations.llama_index._messages import message
 from threadline.tracing._serialize import snapshot
 
@@ -18,19 +18,6 @@ _SCALARS = (str, int, float, bool, type(None))
 _SCALAR_TYPES = frozenset(_SCALARS)
 # Arguments never recorded: credentials, and the workflow context object (its repr is noise).
 _SECRET_WORDS = ("api_key", "apikey", "token", "secret", "password", "credential", "headers")
-
-
-@dataclass
-class Document:
-    """One retrieved node, as a retriever span's ``outputs["documents"]`` holds it.
-
-    Span processors see these objects (``doc.id``); the stored trace holds them as dicts.
-    """
-
-    id: str | None
-    text: str | None
-    score: float | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 _secret_names: dict[str, bool] = {}
