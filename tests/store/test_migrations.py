@@ -57,7 +57,7 @@ def revision(store: SqlStore) -> str | None:
 def test_head_revision_constant_matches_the_scripts() -> None:
     script = ScriptDirectory.from_config(migrations.alembic_config())
     assert script.get_current_head() == migrations.HEAD_REVISION
-    assert migrations.known_revisions() == {"0001", "0002"}
+    assert migrations.known_revisions() == {"0001", "0002", "0003"}
 
 
 def test_a_fresh_database_is_upgraded_to_exactly_the_tables(fresh_uri: str) -> None:
