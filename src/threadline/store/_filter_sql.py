@@ -108,8 +108,8 @@ def _typed_column(value: Any) -> tuple[str, sa.ColumnElement[Any], Any]:
     a = t.assessments.c
     if isinstance(value, bool):
         return "boolean", a.value_number, 1.0 if value else 0.0
-    if isinstance(value, (int, float)):
-        return "number", a.value_number, value
+    if isinstance(value, (int, float)):  # as float: PostgreSQL would compare in NUMERIC
+        return "number", a.value_number, float(value)
     return "string", a.value_text, value
 
 

@@ -175,14 +175,10 @@ class Assessments(Summaries, TraceReads):
                 "(change an expectation with update_assessment)."
             )
         if not old.valid:
-            newer = conn.execute(
-                sa.select(_A.assessment_id).where(
-                    _A.trace_id == trace_id, _A.overrides == assessment_id
-                )
-            ).scalar()
+            current = self._newest_of_chain(conn, trace_id, assessment_id)
             raise InvalidArgumentError(
                 f"Feedback {assessment_id!r} was already overridden"
-                + (f" by {newer!r}: override that one instead." if newer else ".")
+                + (f"; the current one is {current!r}: override that one." if current else ".")
             )
         conn.execute(
             t.assessments.update()
@@ -190,6 +186,20 @@ class Assessments(Summaries, TraceReads):
             .values(valid=False, last_update_time_ms=max(now_ms(), old.create_time_ms or 0))
         )
         return old
+
+    def _newest_of_chain(self, conn: Connection, trace_id: str, assessment_id: str) -> str | None:
+        """The valid end of the chain of overrides that starts at ``assessment_id``."""
+        seen = {assessment_id}
+        newer = sa.select(_A.assessment_id, _A.valid).where(_A.trace_id == trace_id)
+        current = assessment_id
+        while True:
+            row = conn.execute(newer.where(_A.overrides == current)).first()
+            if row is None or row[0] in seen:
+                return None
+            if row[1]:
+                return str(row[0])
+            current = row[0]
+            seen.add(current)
 
     def _require_trace_row(self, conn: Connection, trace_id: str) -> None:
         query = sa.select(t.traces.c.trace_id).where(t.traces.c.trace_id == trace_id)
