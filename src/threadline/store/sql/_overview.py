@@ -127,10 +127,12 @@ class Overviews(Summaries):
             )
             .where(*where)
         )
-        a = t.assessments.c
+        # Aliased: a feedback condition in ``where`` correlates with ``traces`` only.
+        judged = t.assessments.alias("judged")
+        a = judged.c
         feedback = (
             sa.select(tr.request_time, a.name, a.value_type, a.value_number)
-            .select_from(t.assessments.join(t.traces, tr.trace_id == a.trace_id))
+            .select_from(judged.join(t.traces, tr.trace_id == a.trace_id))
             .where(*where, a.kind == "feedback", a.valid == sa.true())
         )
         figures: dict[int, Figures] = {}
