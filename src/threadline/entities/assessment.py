@@ -359,6 +359,35 @@ class Expectation(Assessment):
         self._check()
 
 
+def stored_assessment(kind: str, source_type: str, source_id: str, **fields: Any) -> Assessment:
+    """An assessment as a store reads it back, made without checking its fields again: a
+    store only holds what was checked when it was written (a page of traces may carry
+    hundreds of them). ``fields`` are every field but ``source`` (missing ones default)."""
+    cls: type[Assessment] = Expectation if kind == "expectation" else Feedback
+    made = cls.__new__(cls)
+    source = AssessmentSource.__new__(AssessmentSource)
+    object.__setattr__(source, "source_type", source_type)
+    object.__setattr__(source, "source_id", source_id)
+    made.__dict__.update(_STORED_DEFAULTS, source=source, **fields)
+    return made
+
+
+_STORED_DEFAULTS: dict[str, Any] = {
+    "value": None,
+    "error": None,
+    "trace_id": None,
+    "run_id": None,
+    "rationale": None,
+    "metadata": {},
+    "span_id": None,
+    "create_time_ms": None,
+    "last_update_time_ms": None,
+    "assessment_id": None,
+    "overrides": None,
+    "valid": True,
+}
+
+
 @dataclass(frozen=True)
 class FeedbackSummary:
     """The valid feedback of one name over some traces (a session, a time bucket …).

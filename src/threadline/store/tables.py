@@ -231,8 +231,10 @@ assessments = sa.Table(
     sa.Column("valid", sa.Boolean, nullable=False),
     sa.Column("create_time_ms", sa.BigInteger, nullable=False),
     sa.Column("last_update_time_ms", sa.BigInteger, nullable=False),
+    # The one index: a filter is a correlated EXISTS per trace, and a second index on
+    # (name, value) made SQLite scan every matching value for each trace instead (187 ms
+    # instead of 0.4 ms for feedback.quality > 0.5 at 10k traces).
     sa.Index("ix_assessments_trace_id_name", "trace_id", "name"),
-    sa.Index("ix_assessments_name_value_number", "name", "value_number"),
 )
 
 sessions = sa.Table(

@@ -14,12 +14,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from threadline import _json as fast_json
 from threadline.entities.assessment import (
     Assessment,
     AssessmentError,
-    AssessmentSource,
     Expectation,
     Feedback,
+    stored_assessment,
 )
 from threadline.errors import InvalidArgumentError
 from threadline.store import tables as t
@@ -122,7 +123,8 @@ def metadata_text(assessment: Assessment) -> str:
 
 
 def assessment_from_row(row: Sequence[Any]) -> Assessment:
-    """An entity from an ``ASSESSMENT_COLUMNS`` row."""
+    """An entity from an ``ASSESSMENT_COLUMNS`` row (not checked again: see
+    ``stored_assessment``)."""
     (
         assessment_id,
         trace_id,
@@ -141,28 +143,24 @@ def assessment_from_row(row: Sequence[Any]) -> Assessment:
         create_time_ms,
         last_update_time_ms,
     ) = row
-    common: dict[str, Any] = {
-        "name": name,
-        "source": AssessmentSource(source_type, source_id),
-        "trace_id": trace_id,
-        "metadata": _loads(metadata_json) or {},
-        "span_id": span_id,
-        "run_id": run_id,
-        "overrides": overrides,
-        "valid": bool(valid),
-        "create_time_ms": int(create_time_ms),
-        "last_update_time_ms": int(last_update_time_ms),
-        "assessment_id": assessment_id,
-    }
-    value = _loads(value_json)
-    if kind == "expectation":
-        return Expectation(value=value, **common)
     error = _loads(error_json)
-    return Feedback(
-        value=value,
-        error=None if error is None else AssessmentError.from_dict(error),
+    return stored_assessment(
+        kind,
+        source_type,
+        source_id,
+        name=name,
+        value=_loads(value_json),
+        error=None if error is None else AssessmentError(**error),
+        trace_id=trace_id,
+        run_id=run_id,
         rationale=rationale,
-        **common,
+        metadata=_loads(metadata_json) or {},
+        span_id=span_id,
+        create_time_ms=int(create_time_ms),
+        last_update_time_ms=int(last_update_time_ms),
+        assessment_id=assessment_id,
+        overrides=overrides,
+        valid=bool(valid),
     )
 
 
@@ -171,4 +169,4 @@ def _dumps(value: Any) -> str:
 
 
 def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    return None if text is None else fast_json.loads(text)

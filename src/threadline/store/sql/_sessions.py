@@ -17,8 +17,8 @@ from sqlalchemy.engine import Connection
 
 from threadline.entities.keys import TraceMetadataKey
 from threadline.entities.session import Session
+from threadline.entities.trace import TraceInfo
 from threadline.errors import InvalidArgumentError
-from threadline.store import _read_statements as reads
 from threadline.store import search
 from threadline.store import tables as t
 from threadline.store.sql._checks import _experiment_id_list
@@ -48,6 +48,30 @@ _SESSION_COLUMNS = (
 )
 _S = t.sessions.c
 _SELECT = [_S[name] for name in _SESSION_COLUMNS]
+_META = t.trace_metadata.alias("session_meta")
+_COST = t.trace_metadata.alias("cost")
+_TR = t.traces.c
+#: The traces of the sessions ``values`` (any experiment): id, experiment, start, session
+#: id and cost metadata; the session index, then one lookup per trace.
+_SESSION_TRACES = (
+    sa.select(_TR.trace_id, _TR.experiment_id, _TR.request_time, _META.c.value, _COST.c.value)
+    .select_from(
+        _META.join(t.traces, _TR.trace_id == _META.c.trace_id).outerjoin(
+            _COST, sa.and_(_COST.c.trace_id == _TR.trace_id, _COST.c.key == TraceMetadataKey.COST)
+        )
+    )
+    .where(
+        _META.c.key == sa.literal_column(f"'{t.SESSION_KEY}'"),
+        _META.c.value.in_(sa.bindparam("values", expanding=True)),
+    )
+)
+_A = t.assessments.c
+#: The valid feedback of the traces ``ids``: trace, name, value type, number.
+_FEEDBACK = sa.select(_A.trace_id, _A.name, _A.value_type, _A.value_number).where(
+    _A.trace_id.in_(sa.bindparam("ids", expanding=True)),
+    _A.kind == "feedback",
+    _A.valid == sa.true(),
+)
 
 
 class Sessions(TraceReads):
@@ -111,76 +135,60 @@ class Sessions(TraceReads):
         if not rows:
             return []
         wanted = {(row[0], row[1]) for row in rows}
-        traces: dict[tuple[str, str], list[Sequence[Any]]] = {}
-        meta = t.trace_metadata.alias("session_meta")
-        query = (
-            sa.select(*reads.TRACE_SELECT, meta.c.value)
-            .select_from(meta.join(t.traces, t.traces.c.trace_id == meta.c.trace_id))
-            .where(meta.c.key == sa.literal_column(f"'{t.SESSION_KEY}'"))
-        )
+        traces: dict[tuple[str, str], list[tuple[str, int, str | None]]] = {}
         for chunk in self._chunks(sorted({session_id for _e, session_id in wanted})):
-            for match in conn.execute(query.where(meta.c.value.in_(chunk))):
-                ref = (match.experiment_id, match[-1])
-                if ref in wanted:
-                    traces.setdefault(ref, []).append(tuple(match[:-1]))
+            for trace_id, experiment_id, start, session_id, cost in conn.execute(
+                _SESSION_TRACES, {"values": chunk}
+            ):
+                if (experiment_id, session_id) in wanted:
+                    traces.setdefault((experiment_id, session_id), []).append(
+                        (trace_id, start, cost)
+                    )
         for same in traces.values():
-            same.sort(key=lambda r: (r[2], r[0]))  # request_time, trace_id
+            same.sort(key=lambda r: (r[1], r[0]))  # request_time, trace_id
         trace_ids = [r[0] for same in traces.values() for r in same]
-        costs = self._trace_costs(conn, trace_ids)
-        feedback = self._trace_feedback(conn, trace_ids)
+        feedback: dict[str, list[tuple[str, str | None, float | None]]] = {}
+        for chunk in self._chunks(trace_ids):
+            for trace_id, name, value_type, number in conn.execute(_FEEDBACK, {"ids": chunk}):
+                feedback.setdefault(trace_id, []).append((name, value_type, number))
         infos = {}
         if include_traces:
-            every = [r for same in traces.values() for r in same]
-            infos = {info.trace_id: info for info in self._trace_infos(conn, every)}
-        out = []
-        for row in rows:
-            ids = [r[0] for r in traces.get((row[0], row[1]), [])]
-            figures = Figures()
-            for trace_id in ids:
-                for name, value_type, number in feedback.get(trace_id, ()):
-                    figures.add_feedback(name, value_type, number)
-            priced = [costs[i] for i in ids if i in costs]
-            out.append(
-                Session(
-                    session_id=row[1],
-                    experiment_id=row[0],
-                    user=row[2],
-                    first_time_ms=int(row[3]),
-                    last_time_ms=int(row[4]),
-                    turns=int(row[5]),
-                    error_count=int(row[6]),
-                    input_tokens=int(row[7]),
-                    output_tokens=int(row[8]),
-                    total_tokens=int(row[9]),
-                    cost=round(sum(priced), 12) if priced else None,
-                    feedback={n: summary(n, figures.feedback[n]) for n in sorted(figures.feedback)},
-                    traces=[infos[i] for i in ids if i in infos],
-                )
-            )
-        return out
+            found = [
+                row for chunk in self._chunks(trace_ids) for row in self._trace_rows(conn, chunk)
+            ]
+            infos = {info.trace_id: info for info in self._trace_infos(conn, found)}
+        return [_session(row, traces.get((row[0], row[1]), []), feedback, infos) for row in rows]
 
-    def _trace_costs(self, conn: Connection, trace_ids: list[str]) -> dict[str, float]:
-        m = t.trace_metadata.c
-        costs: dict[str, float] = {}
-        for chunk in self._chunks(trace_ids):
-            query = sa.select(m.trace_id, m.value).where(
-                m.trace_id.in_(chunk), m.key == TraceMetadataKey.COST
-            )
-            costs.update((trace_id, trace_cost(text)) for trace_id, text in conn.execute(query))
-        return costs
 
-    def _trace_feedback(
-        self, conn: Connection, trace_ids: list[str]
-    ) -> dict[str, list[tuple[str, str | None, float | None]]]:
-        a = t.assessments.c
-        found: dict[str, list[tuple[str, str | None, float | None]]] = {}
-        for chunk in self._chunks(trace_ids):
-            query = sa.select(a.trace_id, a.name, a.value_type, a.value_number).where(
-                a.trace_id.in_(chunk), a.kind == "feedback", a.valid == sa.true()
-            )
-            for trace_id, name, value_type, number in conn.execute(query):
-                found.setdefault(trace_id, []).append((name, value_type, number))
-        return found
+def _session(
+    row: Sequence[Any],
+    traces: list[tuple[str, int, str | None]],
+    feedback: dict[str, list[tuple[str, str | None, float | None]]],
+    infos: dict[str, TraceInfo],
+) -> Session:
+    """A ``Session`` from its ``sessions`` row and its traces (id, start, cost text)."""
+    figures = Figures()
+    priced = []
+    for trace_id, _start, cost in traces:
+        for name, value_type, number in feedback.get(trace_id, ()):
+            figures.add_feedback(name, value_type, number)
+        if cost is not None:
+            priced.append(trace_cost(cost))
+    return Session(
+        session_id=row[1],
+        experiment_id=row[0],
+        user=row[2],
+        first_time_ms=int(row[3]),
+        last_time_ms=int(row[4]),
+        turns=int(row[5]),
+        error_count=int(row[6]),
+        input_tokens=int(row[7]),
+        output_tokens=int(row[8]),
+        total_tokens=int(row[9]),
+        cost=round(sum(priced), 12) if priced else None,
+        feedback={n: summary(n, figures.feedback[n]) for n in sorted(figures.feedback)},
+        traces=[infos[trace_id] for trace_id, _s, _c in traces if trace_id in infos],
+    )
 
 
 def _has_matching_trace(conditions: Sequence[sa.ColumnElement[bool]]) -> sa.ColumnElement[bool]:

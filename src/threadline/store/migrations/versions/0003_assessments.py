@@ -2,7 +2,7 @@
 
 * ``assessments``: one row per feedback or expectation of a trace (deleted with it), the
   value as JSON text and in a typed column (``value_number`` for numbers and booleans,
-  ``value_text`` for strings) with indexes for the ``feedback.<name>`` filters.
+  ``value_text`` for strings) with an index on (trace, name) for the ``feedback.<name>`` filters.
 * ``sessions``: per experiment and ``session_id`` metadata value, the figures of its traces,
   filled here from the traces already stored.
 * ``trace_rollups`` / ``stale_rollups``: the overview's figures per UTC hour, computed when
@@ -75,7 +75,6 @@ def upgrade() -> None:
         _fk("assessments", "trace_id", "traces"),
     )
     op.create_index("ix_assessments_trace_id_name", "assessments", ["trace_id", "name"])
-    op.create_index("ix_assessments_name_value_number", "assessments", ["name", "value_number"])
     op.create_table(
         "sessions",
         sa.Column("experiment_id", sa.String, nullable=False),
