@@ -67,8 +67,8 @@ class Summaries(TraceWrites):
     def _after_trace_changes(self, conn: Connection, trace_ids: Sequence[str], before: Any) -> None:
         hours, sessions = before
         if trace_ids:
-            hours = hours | self._trace_hours(conn, trace_ids)
-            sessions = sessions | self._trace_sessions(conn, trace_ids)
+            now_hours, now_sessions = self._hours_and_sessions(conn, trace_ids)
+            hours, sessions = hours | now_hours, sessions | now_sessions
         self._mark_stale(conn, hours)
         if sessions:
             self._refresh_sessions(conn, sessions)
@@ -76,6 +76,37 @@ class Summaries(TraceWrites):
     def _assessments_changed(self, conn: Connection, trace_ids: Sequence[str]) -> None:
         """An assessment of these traces changed: their hours' feedback figures are stale."""
         self._mark_stale(conn, self._trace_hours(conn, trace_ids))
+
+    def _hours_and_sessions(
+        self, conn: Connection, trace_ids: Sequence[str]
+    ) -> tuple[Hours, SessionRefs]:
+        """The hours and sessions of these traces, in one query per chunk of ids."""
+        tr, m = t.traces.c, t.trace_metadata.c
+        sane = sa.and_(tr.request_time > -_SANE_TIME, tr.request_time < _SANE_TIME)
+        query = (
+            sa.select(
+                tr.experiment_id,
+                sa.case((sane, _hour_expression(tr.request_time)), else_=sa.null()),
+                m.value,
+            )
+            .select_from(
+                t.traces.outerjoin(
+                    t.trace_metadata, sa.and_(m.trace_id == tr.trace_id, SESSION_ROWS)
+                )
+            )
+            .distinct()
+        )
+        hours: Hours = set()
+        sessions: SessionRefs = set()
+        for chunk in self._chunks(list(trace_ids)):
+            for experiment_id, hour, session_id in conn.execute(
+                query.where(tr.trace_id.in_(chunk))
+            ):
+                if hour is not None:
+                    hours.add((experiment_id, int(hour)))
+                if session_id is not None:
+                    sessions.add((experiment_id, session_id))
+        return hours, sessions
 
     # --- overview hours ------------------------------------------------------------------
 
