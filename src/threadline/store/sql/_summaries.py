@@ -17,6 +17,7 @@ committed: no update is lost and no two writers deadlock on these rows.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -56,6 +57,35 @@ def _hour_expression(column: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
     return column - (((column % hour) + hour) % hour)
 
 
+_TR = t.traces.c
+_M = t.trace_metadata.c
+_IDS: sa.BindParameter[Any] = sa.bindparam("ids", expanding=True)
+_SANE = sa.and_(_TR.request_time > -_SANE_TIME, _TR.request_time < _SANE_TIME)
+#: (experiment, hour) of traces; add a condition on ``traces.trace_id``.
+_HOURS = sa.select(_TR.experiment_id, _hour_expression(_TR.request_time)).where(_SANE).distinct()
+_HOURS_OF_IDS = _HOURS.where(_TR.trace_id.in_(_IDS))
+#: (experiment, session id) of traces; add a condition on ``trace_metadata.trace_id``.
+_SESSIONS = (
+    sa.select(_TR.experiment_id, _M.value)
+    .select_from(t.trace_metadata.join(t.traces, _TR.trace_id == _M.trace_id))
+    .where(SESSION_ROWS)
+    .distinct()
+)
+#: (experiment, hour or NULL, session id or NULL) of the traces ``ids``.
+_HOURS_AND_SESSIONS = (
+    sa.select(
+        _TR.experiment_id,
+        sa.case((_SANE, _hour_expression(_TR.request_time)), else_=sa.null()),
+        _M.value,
+    )
+    .select_from(
+        t.traces.outerjoin(t.trace_metadata, sa.and_(_M.trace_id == _TR.trace_id, SESSION_ROWS))
+    )
+    .where(_TR.trace_id.in_(_IDS))
+    .distinct()
+)
+
+
 class Summaries(TraceWrites):
     """Sessions and stale overview hours, kept in step with the traces."""
 
@@ -81,26 +111,11 @@ class Summaries(TraceWrites):
         self, conn: Connection, trace_ids: Sequence[str]
     ) -> tuple[Hours, SessionRefs]:
         """The hours and sessions of these traces, in one query per chunk of ids."""
-        tr, m = t.traces.c, t.trace_metadata.c
-        sane = sa.and_(tr.request_time > -_SANE_TIME, tr.request_time < _SANE_TIME)
-        query = (
-            sa.select(
-                tr.experiment_id,
-                sa.case((sane, _hour_expression(tr.request_time)), else_=sa.null()),
-                m.value,
-            )
-            .select_from(
-                t.traces.outerjoin(
-                    t.trace_metadata, sa.and_(m.trace_id == tr.trace_id, SESSION_ROWS)
-                )
-            )
-            .distinct()
-        )
         hours: Hours = set()
         sessions: SessionRefs = set()
         for chunk in self._chunks(list(trace_ids)):
             for experiment_id, hour, session_id in conn.execute(
-                query.where(tr.trace_id.in_(chunk))
+                _HOURS_AND_SESSIONS, {"ids": chunk}
             ):
                 if hour is not None:
                     hours.add((experiment_id, int(hour)))
@@ -111,43 +126,40 @@ class Summaries(TraceWrites):
     # --- overview hours ------------------------------------------------------------------
 
     def _trace_hours(self, conn: Connection, traces: Traces) -> Hours:
-        tr = t.traces.c
-        query = (
-            sa.select(tr.experiment_id, _hour_expression(tr.request_time))
-            .where(tr.request_time > -_SANE_TIME, tr.request_time < _SANE_TIME)
-            .distinct()
-        )
-        found: Hours = set()
-        for condition in self._id_conditions(tr.trace_id, traces):
-            found.update((e, int(h)) for e, h in conn.execute(query.where(condition)))
-        return found
+        if isinstance(traces, sa.Select):
+            rows = list(conn.execute(_HOURS.where(_TR.trace_id.in_(traces.scalar_subquery()))))
+        else:
+            rows = [
+                r
+                for chunk in self._chunks(list(traces))
+                for r in conn.execute(_HOURS_OF_IDS, {"ids": chunk})
+            ]
+        return {(e, int(h)) for e, h in rows}
 
     def _mark_stale(self, conn: Connection, hours: Iterable[tuple[str, int]]) -> None:
         """Mark these hours stale. The upsert takes each mark's row lock (PostgreSQL), so an
         overview recomputing the hour waits for this transaction and then sees its data."""
         rows = [{"experiment_id": e, "hour_ms": h} for e, h in sorted(hours)]
-        if not rows:
-            return
+        if rows:
+            conn.execute(self._stale_upsert, rows)
+
+    @functools.cached_property
+    def _stale_upsert(self) -> Any:
         insert = self._insert(t.stale_rollups)
-        statement = insert.on_conflict_do_update(
+        return insert.on_conflict_do_update(
             index_elements=[t.stale_rollups.c.experiment_id, t.stale_rollups.c.hour_ms],
             set_={"hour_ms": insert.excluded.hour_ms},
         )
-        conn.execute(statement, rows)
 
     # --- sessions ------------------------------------------------------------------------
 
     def _trace_sessions(self, conn: Connection, traces: Traces) -> SessionRefs:
-        m, tr = t.trace_metadata.c, t.traces.c
-        query = (
-            sa.select(tr.experiment_id, m.value)
-            .select_from(t.trace_metadata.join(t.traces, tr.trace_id == m.trace_id))
-            .where(SESSION_ROWS)
-            .distinct()
-        )
+        if isinstance(traces, sa.Select):
+            condition = _M.trace_id.in_(traces.scalar_subquery())
+            return {(e, v) for e, v in conn.execute(_SESSIONS.where(condition))}
         found: SessionRefs = set()
-        for condition in self._id_conditions(m.trace_id, traces):
-            found.update((e, s) for e, s in conn.execute(query.where(condition)))
+        for chunk in self._chunks(list(traces)):
+            found.update((e, v) for e, v in conn.execute(_SESSIONS.where(_M.trace_id.in_(chunk))))
         return found
 
     def _refresh_sessions(self, conn: Connection, sessions: SessionRefs) -> None:
@@ -158,18 +170,11 @@ class Summaries(TraceWrites):
         session_ids = sorted({s for _e, _k, s in locked})
         rows: dict[tuple[str, str], dict[str, Any]] = {}
         for chunk in self._chunks(session_ids):
-            for row in conn.execute(_session_figures(chunk)):
+            for row in conn.execute(_SESSION_FIGURES, {"values": chunk}):
                 values = _session_row(*row)
                 rows[(values["experiment_id"], values["session_key"])] = values
         if rows:
-            insert = self._insert(t.sessions)
-            columns = [c.name for c in t.sessions.columns]
-            keys = ("experiment_id", "session_key")
-            statement = insert.on_conflict_do_update(
-                index_elements=list(keys),
-                set_={name: insert.excluded[name] for name in columns if name not in keys},
-            )
-            conn.execute(statement, [rows[key] for key in sorted(rows)])
+            conn.execute(self._session_upsert, [rows[key] for key in sorted(rows)])
         s = t.sessions.c
         for experiment_id, key, _session_id in locked:
             if (experiment_id, key) not in rows:
@@ -179,13 +184,27 @@ class Summaries(TraceWrites):
                     )
                 )
 
-    def _lock_sessions(self, conn: Connection, locked: list[tuple[str, str, str]]) -> None:
-        """Take the row lock of each session (creating a placeholder row for a new one)."""
+    @functools.cached_property
+    def _session_upsert(self) -> Any:
         insert = self._insert(t.sessions)
-        statement = insert.on_conflict_do_update(
+        keys = ("experiment_id", "session_key")
+        return insert.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={
+                c.name: insert.excluded[c.name] for c in t.sessions.columns if c.name not in keys
+            },
+        )
+
+    @functools.cached_property
+    def _session_lock(self) -> Any:
+        insert = self._insert(t.sessions)
+        return insert.on_conflict_do_update(
             index_elements=[t.sessions.c.experiment_id, t.sessions.c.session_key],
             set_={"session_id": insert.excluded.session_id},
         )
+
+    def _lock_sessions(self, conn: Connection, locked: list[tuple[str, str, str]]) -> None:
+        """Take the row lock of each session (creating a placeholder row for a new one)."""
         zero = dict.fromkeys(
             (
                 "first_time_ms",
@@ -202,17 +221,12 @@ class Summaries(TraceWrites):
             {"experiment_id": e, "session_key": k, "session_id": s, "user_id": None, **zero}
             for e, k, s in locked
         ]
-        conn.execute(statement, rows)
-
-    def _id_conditions(self, column: sa.ColumnElement[str], traces: Traces) -> list[Any]:
-        """``column IN …`` for the traces: one condition per chunk of ids, or the query."""
-        if isinstance(traces, sa.Select):
-            return [column.in_(traces.scalar_subquery())]
-        return [column.in_(chunk) for chunk in self._chunks(list(traces))]
+        conn.execute(self._session_lock, rows)
 
 
-def _session_figures(session_ids: list[str]) -> sa.Select[Any]:
-    """Per experiment and session id: user, first/last start, counts and token sums."""
+def _session_figures() -> sa.Select[Any]:
+    """Per experiment and session id (of the sessions ``values``): user, first/last start,
+    counts and token sums."""
     m = t.trace_metadata.alias("m")
     user = t.trace_metadata.alias("u")
     tr = t.traces.c
@@ -236,9 +250,12 @@ def _session_figures(session_ids: list[str]) -> sa.Select[Any]:
                 sa.and_(user.c.trace_id == tr.trace_id, user.c.key == TraceMetadataKey.USER),
             )
         )
-        .where(session_rows, m.c.value.in_(session_ids))
+        .where(session_rows, m.c.value.in_(sa.bindparam("values", expanding=True)))
         .group_by(tr.experiment_id, m.c.value)
     )
+
+
+_SESSION_FIGURES = _session_figures()
 
 
 def _session_row(
