@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from tests.store._factory import BASE_MS, simple_trace, sid, tid, trace_row
+from tests.store._factory import BASE_MS, sid, simple_trace, tid, trace_row
 from threadline.entities.assessment import (
     AssessmentError,
     AssessmentSource,

@@ -1,7 +1,8 @@
 """The filter language of ``search_traces`` / ``search_runs`` / ``search_sessions``, order_by
-and page tokens. The language itself is three modules: ``_filter_tokens`` (text → tokens),
-``_filter_parser`` (tokens → ``Comparison`` nodes with resolved fields) and ``_filter_sql``
-(nodes → SQLAlchemy conditions with bound parameters); this module is their entry point.
+and page tokens. The language itself is four modules: ``_filter_tokens`` (text → tokens), ``_filter_fields``
+(identifiers → fields and their value types), ``_filter_parser`` (tokens → ``Comparison``
+nodes) and ``_filter_sql`` (nodes → SQLAlchemy conditions with bound parameters); this
+module is their entry point.
 
 Grammar (keywords are case-insensitive)::
 
@@ -52,17 +53,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from threadline.errors import FilterSyntaxError, InvalidArgumentError
-from threadline.store._filter_parser import (
+from threadline.store._filter_fields import (
     RUN_FIELDS_HELP,
     TRACE_FIELDS_HELP,
-    Comparison,
     Field,
     FieldResolver,
-    Operator,
-    parse_filter,
     resolve_run_field,
     resolve_trace_field,
 )
+from threadline.store._filter_parser import Comparison, Operator, parse_filter
 from threadline.store._filter_sql import _text_prefilter, compile_run_filter, compile_trace_filter
 from threadline.store._filter_tokens import (
     MAX_CONDITIONS,
