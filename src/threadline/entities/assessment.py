@@ -13,12 +13,23 @@ with a message naming the field, and never reaches the store.
 from __future__ import annotations
 
 import json
-import math
-import re
-import traceback
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from threadline.entities._assessment_checks import (
+    MAX_ID_CHARS,
+    MAX_TEXT_CHARS,
+    check_metadata,
+    check_short_text,
+    check_text,
+    check_value,
+    dumps,
+)
+from threadline.entities.assessment_source import (
+    AssessmentError,
+    AssessmentSource,
+    AssessmentSourceType,
+)
 from threadline.errors import InvalidArgumentError
 
 __all__ = [
@@ -33,105 +44,7 @@ __all__ = [
 ]
 
 DEFAULT_FEEDBACK_NAME = "feedback"
-MAX_NAME_CHARS = 250  # an assessment's name, a source id, an error code
-MAX_TEXT_CHARS = 100_000  # a rationale, an error message or stack trace
-MAX_VALUE_CHARS = 1_000_000  # a value as JSON text
-MAX_METADATA_CHARS = 100_000  # the metadata as JSON text
-MAX_DEPTH = 20  # nesting of lists and dicts in a value or the metadata
-MAX_ID_CHARS = 256  # trace, span, run and assessment ids
 _INT64 = 2**63
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-class AssessmentSourceType:
-    """Who made an assessment. ``AI_JUDGE`` is another name for ``LLM_JUDGE``."""
-
-    HUMAN = "HUMAN"
-    LLM_JUDGE = "LLM_JUDGE"
-    CODE = "CODE"
-    AI_JUDGE = "LLM_JUDGE"
-
-    ALL = ("HUMAN", "LLM_JUDGE", "CODE")
-    ALIASES: ClassVar[dict[str, str]] = {"AI_JUDGE": "LLM_JUDGE"}
-
-    @classmethod
-    def normalize(cls, value: Any) -> str:
-        """The canonical type for ``value`` (any case; ``AI_JUDGE`` → ``LLM_JUDGE``)."""
-        if isinstance(value, str):
-            upper = value.strip().upper()
-            upper = cls.ALIASES.get(upper, upper)
-            if upper in cls.ALL:
-                return upper
-        raise InvalidArgumentError(
-            f"source_type {value!r} is not a source type: use one of "
-            f"{', '.join(cls.ALL)} (AI_JUDGE is accepted for LLM_JUDGE)."
-        )
-
-
-@dataclass(frozen=True)
-class AssessmentSource:
-    """Where an assessment came from: a type and an id (a user, a judge model, a scorer)."""
-
-    source_type: str = AssessmentSourceType.CODE
-    source_id: str = "default"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "source_type", AssessmentSourceType.normalize(self.source_type))
-        _check_short_text(self.source_id, "source.source_id")
-
-    def to_dict(self) -> dict[str, str]:
-        return {"source_type": self.source_type, "source_id": self.source_id}
-
-    @classmethod
-    def from_dict(cls, data: Any) -> AssessmentSource:
-        if not isinstance(data, dict):
-            raise InvalidArgumentError(
-                f"source must be an object with source_type and source_id, got {data!r:.80}."
-            )
-        return cls(
-            data.get("source_type", AssessmentSourceType.CODE), data.get("source_id", "default")
-        )
-
-
-@dataclass(frozen=True)
-class AssessmentError:
-    """Why a feedback has no value (the judge timed out, the scorer raised …)."""
-
-    error_code: str
-    error_message: str | None = None
-    stack_trace: str | None = None
-
-    def __post_init__(self) -> None:
-        _check_short_text(self.error_code, "error.error_code")
-        for name in ("error_message", "stack_trace"):
-            value = getattr(self, name)
-            if value is not None:
-                _check_text(value, f"error.{name}", MAX_TEXT_CHARS)
-
-    @classmethod
-    def from_exception(cls, exc: BaseException) -> AssessmentError:
-        """The error of an exception: its type as the code, its text, its stack trace."""
-        stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        return cls(
-            error_code=type(exc).__name__[:MAX_NAME_CHARS],
-            error_message=_storable(str(exc))[:MAX_TEXT_CHARS] or None,
-            stack_trace=_storable(stack)[-MAX_TEXT_CHARS:] if exc.__traceback__ else None,
-        )
-
-    def to_dict(self) -> dict[str, str | None]:
-        return {
-            "error_code": self.error_code,
-            "error_message": self.error_message,
-            "stack_trace": self.stack_trace,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Any) -> AssessmentError:
-        if not isinstance(data, dict) or "error_code" not in data:
-            raise InvalidArgumentError(
-                f"error must be an object with an error_code, got {data!r:.80}."
-            )
-        return cls(data["error_code"], data.get("error_message"), data.get("stack_trace"))
 
 
 @dataclass(eq=True)
@@ -165,7 +78,7 @@ class Assessment:
             raise InvalidArgumentError(
                 "Make a Feedback or an Expectation; Assessment itself has no kind."
             )
-        self.name = _check_short_text(self.name, "name")
+        self.name = check_short_text(self.name, "name")
         self._check_value_and_error()
         if self.source is None:
             self.source = AssessmentSource()
@@ -178,10 +91,10 @@ class Assessment:
         for name in ("trace_id", "run_id", "span_id", "assessment_id", "overrides"):
             value = getattr(self, name)
             if value is not None:
-                _check_text(value, name, MAX_ID_CHARS, empty=False)
+                check_text(value, name, MAX_ID_CHARS, empty=False)
         if self.rationale is not None:
-            _check_text(self.rationale, "rationale", MAX_TEXT_CHARS)
-        self.metadata = _check_metadata(self.metadata)
+            check_text(self.rationale, "rationale", MAX_TEXT_CHARS)
+        self.metadata = check_metadata(self.metadata)
         for name in ("create_time_ms", "last_update_time_ms"):
             value = getattr(self, name)
             if value is not None and (type(value) is not int or not 0 <= value < _INT64):
@@ -208,12 +121,12 @@ class Assessment:
                 f"error must be an AssessmentError, got {type(self.error).__name__}."
             )
         if self.value is not None:
-            self.value = _check_value(self.value, "value")
+            self.value = check_value(self.value, "value")
 
     @property
     def value_json(self) -> str | None:
         """The value as JSON text (``None`` when there is none)."""
-        return None if self.value is None else _dumps(self.value)
+        return None if self.value is None else dumps(self.value)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -421,94 +334,3 @@ class FeedbackSummary:
             mean=data.get("mean"),
             share_true=data.get("share_true"),
         )
-
-
-# --- checks ------------------------------------------------------------------------------
-
-
-def _storable(text: str) -> str:
-    return _UNSTORABLE.sub("\ufffd", text)
-
-
-def _check_text(value: Any, what: str, limit: int, *, empty: bool = True) -> str:
-    if not isinstance(value, str):
-        raise InvalidArgumentError(f"{what} must be a string, got {type(value).__name__}.")
-    if not empty and not value.strip():
-        raise InvalidArgumentError(f"{what} must not be empty.")
-    if len(value) > limit:
-        raise InvalidArgumentError(f"{what} has {len(value)} characters; at most {limit} are kept.")
-    if _UNSTORABLE.search(value):
-        raise InvalidArgumentError(
-            f"{what} contains a NUL character or an unpaired surrogate, which no store keeps."
-        )
-    return value
-
-
-def _check_short_text(value: Any, what: str) -> str:
-    return _check_text(value, what, MAX_NAME_CHARS, empty=False)
-
-
-def _check_value(value: Any, what: str) -> Any:
-    """``value`` as JSON keeps it (tuples become lists), or an error naming ``what``."""
-    checked = _json_value(value, what, 0)
-    size = len(_dumps(checked))
-    if size > MAX_VALUE_CHARS:
-        raise InvalidArgumentError(
-            f"{what} is {size} characters as JSON; at most {MAX_VALUE_CHARS} are kept."
-        )
-    return checked
-
-
-def _check_metadata(metadata: Any) -> dict[str, Any]:
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, dict):
-        raise InvalidArgumentError(
-            f"metadata must be a dict of JSON values, got {type(metadata).__name__}."
-        )
-    checked = _json_value(metadata, "metadata", 0)
-    size = len(_dumps(checked))
-    if size > MAX_METADATA_CHARS:
-        raise InvalidArgumentError(
-            f"metadata is {size} characters as JSON; at most {MAX_METADATA_CHARS} are kept."
-        )
-    return dict(checked)
-
-
-def _json_value(value: Any, where: str, depth: int) -> Any:
-    if depth > MAX_DEPTH:
-        raise InvalidArgumentError(f"{where} is nested more than {MAX_DEPTH} levels deep.")
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        try:
-            float(value)
-        except OverflowError:
-            raise InvalidArgumentError(f"{where} is a number too large to store.") from None
-        return int(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidArgumentError(f"{where} is {value!r}; numbers must be finite.")
-        return float(value)
-    if isinstance(value, str):
-        return _check_text(value, where, MAX_VALUE_CHARS)
-    if isinstance(value, (list, tuple)):
-        return [_json_value(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidArgumentError(
-                    f"{where} has the key {key!r:.40}: keys of a dict must be strings."
-                )
-            _check_text(key, f"a key of {where}", MAX_NAME_CHARS)
-            out[key] = _json_value(item, f"{where}[{key!r:.40}]", depth + 1)
-        return out
-    raise InvalidArgumentError(
-        f"{where} must be a bool, a number, a string, or a list or dict of those; "
-        f"got {type(value).__name__}."
-    )
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
