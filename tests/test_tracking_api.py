@@ -121,6 +121,8 @@ def test_search_traces_dataframe_columns_and_filters(client):
         "spans",
         "experiment_id",
         "run_id",
+        "assessments",
+        "expectations",
     ]
     assert list(df["response"]) == ["cba", "zyx"]
     assert list(df["client_request_id"]) == ["req-7", "req-7"]

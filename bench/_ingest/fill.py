@@ -4,7 +4,10 @@
 experiment "0", plus one trace of 5,000 spans, and prints one JSON line with the ids to
 query. Trace ``i`` has tag ``env`` = prod/dev/staging/test (a quarter each) and its
 child spans the attribute ``model`` = ``m<i % 100>``, so ``span.attributes.model = 'm7'``
-matches 1% of the traces.
+matches 1% of the traces. Trace ``i`` belongs to session ``s-<i // 10>`` (ten turns each:
+10,000 sessions at 100,000 traces) of user ``u-<i % 97>``, and has one feedback
+``quality`` = ``(i * 7919 % 1000) / 1000`` (so ``feedback.quality > 0.5`` matches about
+half), written straight into the assessments table in batches.
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ import json
 import sys
 import time
 
+from threadline.entities.assessment import AssessmentSource, Feedback
 from threadline.store import SpanRow, TraceRow, get_store
+from threadline.store import tables as t
+from threadline.store.sql._assessment_rows import new_assessment_id, row_values
 
 ENVS = ("prod", "dev", "staging", "test")
 BATCH_TRACES = 2_000
@@ -52,12 +58,32 @@ def _trace(i: int, spans: int, start_ms: int) -> tuple[TraceRow, list[SpanRow]]:
         request_preview='{"n": 1}',
         response_preview='{"ok": true}',
         tags={"env": ENVS[i % len(ENVS)]},
+        metadata={"session_id": f"s-{i // 10}", "user": f"u-{i % 97}"},
     )
     root = f"{1:016x}"
     child_attrs = json.dumps({"model": f"m{i % 100}", "temperature": 0.1})
     rows = [_span(trace_id, 1, None, start_ns, "{}")]
     rows += [_span(trace_id, n, root, start_ns, child_attrs) for n in range(2, spans + 1)]
     return row, rows
+
+
+def _fill_feedback(store: object, first: int, end: int) -> None:
+    """One feedback per trace, inserted in batches (the store logs one at a time)."""
+    engine = store.engine  # type: ignore[attr-defined]
+    judge = AssessmentSource("LLM_JUDGE", "bench-judge")
+    now = int(time.time() * 1000)
+    for lo in range(first, end, BATCH_TRACES * 5):
+        rows = [
+            row_values(
+                Feedback(name="quality", value=(i * 7919 % 1000) / 1000, source=judge),
+                f"tr-{i:032x}",
+                new_assessment_id(),
+                now,
+            )
+            for i in range(lo, min(lo + BATCH_TRACES * 5, end))
+        ]
+        with engine.begin() as conn:
+            conn.execute(t.assessments.insert(), rows)
 
 
 def main() -> int:
@@ -80,10 +106,16 @@ def main() -> int:
         store.log_batch(traces, spans)
     big_row, big_spans = _trace(0, BIG_TRACE_SPANS, base_ms)
     big_row.tags = {"env": "bulk"}  # kept out of the tag-filtered pages
+    big_row.metadata = {}
     store.log_batch([big_row], big_spans)
+    traces_done = time.perf_counter()
+    _fill_feedback(store, args.first, end)
     result = {
         "traces": args.traces,
         "seconds": time.perf_counter() - start,
+        "trace_seconds": traces_done - start,
+        "assessments": end - args.first,
+        "base_ms": base_ms,
         "small_trace_id": f"tr-{args.first + 7:032x}",
         "big_trace_id": big_row.trace_id,
     }

@@ -28,6 +28,10 @@ QUERY_TARGETS = {  # key: (label, limit in ms)
     "trace10_ms": ("a 10-span trace fetched", 10.0),
     "trace5000_ms": ("a 5,000-span trace fetched", 150.0),
     "span_attr_ms": ("filter on a span attribute (first page of 100)", 100.0),
+    "feedback_list_ms": ("list call with each trace's feedback (100 traces, no filter)", 20.0),
+    "feedback_filter_ms": ("list call filtered on feedback.quality > 0.5 (100 traces)", 20.0),
+    "sessions_ms": ("session list (first page of 100 sessions)", 50.0),
+    "overview_ms": ("overview endpoint (24 hour buckets over every trace)", 100.0),
 }
 VERSIONS = {
     "threadline": (Path(".venv/bin/python"), "threadline"),
@@ -107,6 +111,7 @@ def _query_table(queries: list[dict[str, Any]], mlflow: dict[str, Any]) -> list[
             f"| {_num(q.get('trace5000_ms'), 2)} | {_num(q.get('span_attr_ms'), 2)} "
             f"| {_num(q.get('rss_mb'), 0)} |"
         )
+    lines += ["", *_feedback_table(queries)]
     if mlflow.get("search_ms") is not None:
         lines += [
             "",
@@ -118,6 +123,28 @@ def _query_table(queries: list[dict[str, Any]], mlflow: dict[str, Any]) -> list[
     elif mlflow.get("error"):
         lines += ["", f"MLflow search_traces not measured: {mlflow['error']}"]
     return lines
+
+
+def _feedback_table(queries: list[dict[str, Any]]) -> list[str]:
+    """Feedback, sessions and overview figures (issue 15): one feedback per trace, ten
+    traces per session."""
+    lines = [
+        "| store, server processes | stored traces | assessments | sessions "
+        "| list with feedback ms | feedback filter ms | session list ms | overview ms "
+        "| overview, first call ms | overview with a feedback filter ms |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for q in queries:
+        if "error" in q:
+            continue
+        lines.append(
+            f"| {_served_by(q)} | {q['traces']:,} | {q.get('assessments', 0):,} "
+            f"| {q.get('sessions', 0):,} | {_num(q.get('feedback_list_ms'), 2)} "
+            f"| {_num(q.get('feedback_filter_ms'), 2)} | {_num(q.get('sessions_ms'), 2)} "
+            f"| {_num(q.get('overview_ms'), 2)} | {_num(q.get('overview_cold_ms'), 0)} "
+            f"| {_num(q.get('overview_filter_ms'), 1)} |"
+        )
+    return lines if len(lines) > 2 else []
 
 
 def _verdict(ok: bool) -> str:

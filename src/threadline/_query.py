@@ -1,4 +1,5 @@
-"""Reading traces back: ``get_trace`` and ``search_traces`` (DataFrame or list)."""
+"""Reading traces back: ``get_trace``, ``search_traces`` (DataFrame or list) and
+``search_sessions``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from threadline.tracing._runtime import RT
 if TYPE_CHECKING:
     import pandas as pd
 
+    from threadline.client import PagedList
     from threadline.store.base import Store
 
 SEARCH_COLUMNS = (
@@ -33,6 +35,8 @@ SEARCH_COLUMNS = (
     "spans",
     "experiment_id",
     "run_id",
+    "assessments",
+    "expectations",
 )
 _PAGE = 1000
 
@@ -75,6 +79,35 @@ def search_traces(
     if return_type == "list":
         return traces
     return traces_to_dataframe(traces)
+
+
+def search_sessions(
+    experiment_ids: Sequence[str] | None = None,
+    filter_string: str | None = None,
+    max_results: int = 100,
+    order_by: Sequence[str] | None = None,
+    page_token: str | None = None,
+) -> PagedList:
+    """Sessions (traces sharing a ``session_id``) of the given (default: active) experiments.
+
+    A ``Session`` has its ``session_id``, ``user``, ``traces`` (summaries, in time order),
+    first and last time, ``turns``, tokens, ``cost``, ``error_count`` and a ``feedback``
+    summary by name. ``filter_string`` is the trace filter language: a session is listed when
+    one of its traces matches. ``order_by`` takes ``last_time_ms`` (the default, ``DESC``),
+    ``first_time_ms``, ``turns``, ``error_count``, ``total_tokens``. The result is a list
+    of at most ``max_results``; its ``.token`` is the ``page_token`` of the next page.
+    """
+    from threadline.client import ThreadlineClient
+
+    if experiment_ids is None:
+        experiment_ids = [_active_experiment()]
+    return ThreadlineClient().search_sessions(
+        experiment_ids=experiment_ids,
+        filter_string=filter_string,
+        max_results=max_results,
+        order_by=order_by,
+        page_token=page_token,
+    )
 
 
 def _active_experiment() -> str:
@@ -143,4 +176,6 @@ def _row(trace: Trace) -> dict[str, Any]:
         "spans": list(trace.data.spans),
         "experiment_id": info.experiment_id,
         "run_id": info.run_id,
+        "assessments": list(info.assessments),
+        "expectations": info.expectations,
     }

@@ -11,10 +11,13 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from threadline._assessments import AssessmentMethods
 from threadline._flush import flush_pending_for_read
 from threadline._tracking_uri import _validate, get_tracking_uri
 from threadline.entities.experiment import Experiment
+from threadline.entities.overview import Overview
 from threadline.entities.run import Metric, Run, RunInfo
+from threadline.entities.session import Session
 from threadline.entities.span import SpanStatus, SpanStatusCode, SpanType
 from threadline.entities.trace import Trace
 from threadline.entities.trace_location import ExperimentLocation
@@ -34,8 +37,9 @@ class PagedList(list):
         self.token = token
 
 
-class ThreadlineClient:
-    """Reads and writes traces, experiments and runs in one tracking store."""
+class ThreadlineClient(AssessmentMethods):
+    """Reads and writes traces, their assessments, experiments and runs in one tracking
+    store; lists sessions and the overview figures."""
 
     def __init__(self, tracking_uri: str | os.PathLike[str] | None = None) -> None:
         self._tracking_uri = _validate(os.fspath(tracking_uri)) if tracking_uri else None
@@ -103,6 +107,53 @@ class ThreadlineClient:
     def delete_trace_tag(self, trace_id: str, key: str) -> None:
         flush_pending_for_read()
         self.store.delete_trace_tag(trace_id, key)
+
+    # --- sessions and overview ------------------------------------------------------------
+    def search_sessions(
+        self,
+        experiment_ids: Sequence[str] | None = None,
+        filter_string: str | None = None,
+        max_results: int = 100,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList:
+        """One page of ``Session``s (every experiment when ``experiment_ids`` is ``None``),
+        newest activity first; a session is listed when one of its traces matches the
+        filter. Pass ``.token`` of the result as ``page_token`` for the next page."""
+        flush_pending_for_read()
+        if isinstance(experiment_ids, str):
+            experiment_ids = [experiment_ids]
+        sessions, token = self.store.search_sessions(
+            experiment_ids=[str(e) for e in experiment_ids] if experiment_ids is not None else None,
+            filter_string=filter_string,
+            max_results=max_results,
+            order_by=list(order_by) if order_by else None,
+            page_token=page_token,
+        )
+        return PagedList(sessions, token)
+
+    def get_session(self, experiment_id: str, session_id: str) -> Session | None:
+        """One session of an experiment, with its traces in time order, or ``None``."""
+        flush_pending_for_read()
+        return self.store.get_session(str(experiment_id), session_id)
+
+    def get_overview(
+        self,
+        experiment_id: str,
+        filter_string: str | None = None,
+        start_time_ms: int | None = None,
+        end_time_ms: int | None = None,
+        bucket: str = "hour",
+    ) -> Overview:
+        """Figures per UTC hour or day (``bucket``) of the experiment's traces."""
+        flush_pending_for_read()
+        return self.store.get_overview(
+            str(experiment_id),
+            filter_string=filter_string,
+            start_time_ms=start_time_ms,
+            end_time_ms=end_time_ms,
+            bucket=bucket,
+        )
 
     # --- low-level span API --------------------------------------------------------------
     def start_trace(

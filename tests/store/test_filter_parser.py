@@ -61,6 +61,34 @@ def test_comparisons_parse_to_fields_operators_and_values(
     assert (comparison.op, comparison.value) == (op, value)
 
 
+@pytest.mark.parametrize(
+    ("text", "kind", "key", "op", "value"),
+    [
+        ("feedback.score > 0.5", "feedback", "score", ">", 0.5),
+        ("feedback.`llm.judge` = 3", "feedback", "llm.judge", "=", 3),
+        ("feedback.a.b != 'x'", "feedback", "a.b", "!=", "x"),
+        ("feedback.ok = true", "feedback", "ok", "=", True),
+        ("feedback.ok = FALSE", "feedback", "ok", "=", False),
+        ("feedback.ok = 'True'", "feedback", "ok", "=", True),
+        ("feedback.ok LIKE 'true'", "feedback", "ok", "LIKE", "true"),
+        ("feedback.ok IN (true, 1, 'x')", "feedback", "ok", "IN", (True, 1, "x")),
+        ("feedback.ok is null", "feedback", "ok", "IS NULL", None),
+        ("feedback.ok IS NOT NULL", "feedback", "ok", "IS NOT NULL", None),
+        ("expectation.answer ILIKE '4%'", "expectation", "answer", "ILIKE", "4%"),
+        ("trace.session_id = 's'", "metadata", "session_id", "=", "s"),
+        ("trace.USER IN ('a')", "metadata", "user", "IN", ("a",)),
+        ("span.attributes.stream = true", "span_attribute", "stream", "=", "true"),
+    ],
+)
+def test_feedback_expectation_and_session_fields(
+    text: str, kind: str, key: str, op: str, value: object
+) -> None:
+    comparison = only(text)
+    assert (comparison.field.kind, comparison.field.key) == (kind, key)
+    assert (comparison.op, comparison.value) == (op, value)
+    assert type(comparison.value) is type(value)
+
+
 def test_conditions_are_joined_by_and_in_any_case() -> None:
     comparisons = parse_filter("status = 'OK' and tags.a = 'b' AnD span.type = 'LLM'")
     assert [c.field.kind for c in comparisons] == ["trace", "tag", "span"]
@@ -150,6 +178,16 @@ def test_huge_integers_become_floats_rather_than_overflowing() -> None:
         ("trace.name == 'a'", "expected a value after '=', got '='", "=", 12),
         ("trace.name <> 'a'", "operator '<' is not supported", "<", 11),
         ("trace.name = 'a';", "unexpected character ';'", ";", 16),
+        ("feedback.x > 'a'", "'>' on 'feedback.x' compares numbers", "'a'", 13),
+        ("feedback.x >= TRUE", "compares numbers", "TRUE", 14),
+        ("feedback.x LIKE 5", "LIKE on 'feedback.x' takes a quoted pattern", "5", 16),
+        ("feedback.x IS 'a'", "expected 'NULL' after IS", "'a'", 14),
+        ("feedback.x IS NOT", "expected 'NULL' after IS NOT", "end of input", 17),
+        ("tags.a IS NULL", "operator 'IS NULL' is not supported for string field", "IS", 7),
+        ("trace.name = true", "'trace.name' takes a quoted string, not true", "true", 13),
+        ("feedback = 1", "unknown field 'feedback'", "feedback", 0),
+        ("NOT trace.name = 'a'", "'NOT' is not supported here", "NOT", 0),
+        ("(trace.name = 'a')", "'(' is not supported here", "(", 0),
     ],
 )
 def test_errors_name_the_token_and_its_position(
@@ -296,6 +334,8 @@ GRAMMAR_TOKENS = [
     "=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE", "IN", "NOT", "AND", "and", "OR",
     "(", ")", ",", "'OK'", "'ERROR'", "'IN_PROGRESS'", "'x'", "'%a%'", "\"b\"", "''", "'",
     "`", "0", "-1", "1.5", "1e999", "99999999999999999999999", "'\\\\'", "'a\\'", ";", "--",
+    "feedback.score", "feedback.`a.b`", "expectation.answer", "trace.session_id", "trace.user",
+    "IS", "NULL", "is", "TRUE", "false", "'true'", "'FALSE'",
 ]  # fmt: skip
 
 token_soup = st.lists(st.sampled_from(GRAMMAR_TOKENS), max_size=12).map(" ".join)

@@ -57,7 +57,7 @@ def revision(store: SqlStore) -> str | None:
 def test_head_revision_constant_matches_the_scripts() -> None:
     script = ScriptDirectory.from_config(migrations.alembic_config())
     assert script.get_current_head() == migrations.HEAD_REVISION
-    assert migrations.known_revisions() == {"0001", "0002"}
+    assert migrations.known_revisions() == {"0001", "0002", "0003"}
 
 
 def test_a_fresh_database_is_upgraded_to_exactly_the_tables(fresh_uri: str) -> None:
@@ -297,5 +297,88 @@ def test_references_stored_before_revision_0002_keep_resolving(
         assert victim_file.exists()
         assert offloading.delete_traces("0", trace_ids=["tr-plain", VICTIM]) == 2
         assert not any(p.is_file() for p in folder.rglob("*"))
+    finally:
+        store.close()
+
+
+# --- revision 0003: assessments, sessions and rollups on a store that has traces --------
+
+
+def test_a_store_at_0002_is_upgraded_with_its_sessions_and_overview(fresh_uri: str) -> None:
+    """Traces written before revision 0003 get their sessions and overview figures."""
+    from alembic import command
+
+    from threadline.entities.assessment import Feedback
+
+    hour = 3_600_000
+    day0 = 1_700_006_400_000
+    engine = sa.create_engine(fresh_uri)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(migrations.alembic_config(conn), "0002")
+            traces = sa.table(
+                "traces",
+                *(
+                    sa.column(c)
+                    for c in (
+                        "trace_id",
+                        "experiment_id",
+                        "request_time",
+                        "execution_duration",
+                        "state",
+                        "total_tokens",
+                    )
+                ),
+            )
+            conn.execute(
+                traces.insert(),
+                [
+                    {
+                        "trace_id": f"tr-{n}",
+                        "experiment_id": "0",
+                        "request_time": day0 + n * hour,
+                        "execution_duration": 10 * n,
+                        "state": "ERROR" if n == 2 else "OK",
+                        "total_tokens": n,
+                    }
+                    for n in (1, 2, 3)
+                ],
+            )
+            metadata = sa.table(
+                "trace_metadata", *(sa.column(c) for c in ("trace_id", "key", "value"))
+            )
+            conn.execute(
+                metadata.insert(),
+                [
+                    {"trace_id": "tr-1", "key": "session_id", "value": "chat"},
+                    {"trace_id": "tr-2", "key": "session_id", "value": "chat"},
+                    {"trace_id": "tr-1", "key": "user", "value": "ann"},
+                ],
+            )
+    finally:
+        engine.dispose()
+    store = SqlStore(fresh_uri)  # upgrades 0002 -> head
+    try:
+        assert revision(store) == migrations.HEAD_REVISION
+        (session,) = store.search_sessions()[0]
+        assert (session.session_id, session.user, session.turns, session.error_count) == (
+            "chat",
+            "ann",
+            2,
+            1,
+        )
+        assert (session.total_tokens, [i.trace_id for i in session.traces]) == (3, ["tr-1", "tr-2"])
+        with store.engine.connect() as conn:
+            stale = conn.execute(sa.select(t.stale_rollups.c.hour_ms)).scalars().all()
+        assert sorted(stale) == [day0 + n * hour for n in (1, 2, 3)]
+        overview = store.get_overview("0", start_time_ms=day0, end_time_ms=day0 + 4 * hour)
+        assert [b.trace_count for b in overview.buckets] == [0, 1, 1, 1]
+        assert [b.latency_p50_ms for b in overview.buckets][1:] == [10.0, 20.0, 30.0]
+        store.log_assessment("tr-3", Feedback(name="q", value=True))
+        assert store.search_traces(filter_string="feedback.q = true")[0][0].info.trace_id == "tr-3"
+        assert store.delete_traces("0", trace_ids=["tr-3"]) == 1
+        with store.engine.connect() as conn:
+            left = conn.execute(sa.select(sa.func.count()).select_from(t.assessments)).scalar()
+        assert left == 0
     finally:
         store.close()

@@ -1,4 +1,5 @@
-"""Public value objects: traces, spans, experiments, runs, trace locations.
+"""Public value objects: traces, spans, assessments, sessions, experiments, runs, trace
+locations.
 
 Names resolve on first access so that ``import threadline`` stays cheap.
 """
@@ -8,6 +9,16 @@ from __future__ import annotations
 import importlib
 
 _WHERE = {
+    "Assessment": "assessment",
+    "AssessmentError": "assessment",
+    "AssessmentSource": "assessment",
+    "AssessmentSourceType": "assessment",
+    "Expectation": "assessment",
+    "Feedback": "assessment",
+    "FeedbackSummary": "assessment",
+    "Overview": "overview",
+    "OverviewBucket": "overview",
+    "Session": "session",
     "Experiment": "experiment",
     "ExperimentLocation": "trace_location",
     "Metric": "run",

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from threadline.entities.assessment import Assessment
 from threadline.entities.keys import TRACE_ID_PREFIX, TraceMetadataKey
 from threadline.entities.span import Span
 
@@ -34,7 +35,11 @@ class TraceState(str, enum.Enum):
 
 @dataclass
 class TraceInfo:
-    """The summary of a trace: what lists and searches show without loading spans."""
+    """The summary of a trace: what lists and searches show without loading spans.
+
+    ``assessments`` holds the trace's feedback and expectations (overridden ones too, with
+    ``valid=False``), oldest first.
+    """
 
     trace_id: str
     experiment_id: str
@@ -47,6 +52,7 @@ class TraceInfo:
     tags: dict[str, str] = field(default_factory=dict)
     trace_metadata: dict[str, str] = field(default_factory=dict)
     name: str | None = None
+    assessments: list[Assessment] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.state = TraceState(self.state)
@@ -74,6 +80,7 @@ class TraceInfo:
             "tags": dict(self.tags),
             "trace_metadata": dict(self.trace_metadata),
             "name": self.name,
+            "assessments": [a.to_dict() for a in self.assessments],
         }
 
     @classmethod
@@ -90,7 +97,18 @@ class TraceInfo:
             tags=dict(data.get("tags") or {}),
             trace_metadata=dict(data.get("trace_metadata") or {}),
             name=data.get("name"),
+            assessments=[Assessment.from_dict(a) for a in data.get("assessments") or []],
         )
+
+    @property
+    def feedback(self) -> list[Assessment]:
+        """The valid feedback (not overridden), oldest first."""
+        return [a for a in self.assessments if a.kind == "feedback" and a.valid]
+
+    @property
+    def expectations(self) -> dict[str, object]:
+        """``{name: value}`` of the valid expectations (the newest one per name)."""
+        return {a.name: a.value for a in self.assessments if a.kind == "expectation" and a.valid}
 
 
 @dataclass

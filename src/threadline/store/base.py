@@ -10,9 +10,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from threadline.entities.assessment import Assessment, Feedback
 from threadline.entities.experiment import Experiment
 from threadline.entities.keys import SpanAttributeKey
+from threadline.entities.overview import Overview
 from threadline.entities.run import Metric, Run, RunInfo
+from threadline.entities.session import Session
 from threadline.entities.span import Span
 from threadline.entities.trace import Trace, TraceInfo
 
@@ -139,6 +142,59 @@ class Store(Protocol):
     def set_trace_tag(self, trace_id: str, key: str, value: str) -> None: ...
 
     def delete_trace_tag(self, trace_id: str, key: str) -> None: ...
+
+    # --- assessments ---------------------------------------------------------------------
+    def log_assessment(self, trace_id: str, assessment: Assessment) -> Assessment:
+        """Store a new feedback or expectation of the trace; returns it as stored (a new
+        ``assessment_id``, its times). One that names another in ``overrides`` overrides
+        it. ``ResourceNotFoundError`` for an unknown trace or span; nothing is stored then."""
+
+    def get_assessment(self, trace_id: str, assessment_id: str) -> Assessment:
+        """The assessment, or ``ResourceNotFoundError``."""
+
+    def list_assessments(self, trace_id: str) -> list[Assessment]:
+        """Every assessment of the trace (overridden ones too), oldest first."""
+
+    def update_assessment(
+        self, trace_id: str, assessment_id: str, assessment: Assessment
+    ) -> Assessment:
+        """Replace name, value (or error), rationale and metadata in place (same kind)."""
+
+    def override_feedback(
+        self, trace_id: str, assessment_id: str, feedback: Feedback
+    ) -> Assessment:
+        """A new feedback (value, rationale, source, metadata of ``feedback``; name and span
+        of the old one) that overrides a valid feedback, which stays with ``valid=False``."""
+
+    def delete_assessment(self, trace_id: str, assessment_id: str) -> None:
+        """Delete one assessment; the history of overrides around it stays linked."""
+
+    # --- sessions and overview -----------------------------------------------------------
+    def search_sessions(
+        self,
+        experiment_ids: Sequence[str] | None = None,
+        filter_string: str | None = None,
+        max_results: int = 100,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+        include_traces: bool = True,
+    ) -> tuple[list[Session], str | None]:
+        """Sessions (traces sharing a ``session_id`` metadata value) with a trace matching
+        the filter, newest activity first; their ``traces`` only with ``include_traces``."""
+
+    def get_session(self, experiment_id: str, session_id: str) -> Session | None:
+        """One session of an experiment with its traces, or ``None``."""
+
+    def get_overview(
+        self,
+        experiment_id: str,
+        filter_string: str | None = None,
+        start_time_ms: int | None = None,
+        end_time_ms: int | None = None,
+        bucket: str = "hour",
+    ) -> Overview:
+        """The experiment's figures per UTC hour or day (every bucket present) and in total,
+        for the traces matching the filter."""
 
     # --- experiments ---------------------------------------------------------------------
     def create_experiment(

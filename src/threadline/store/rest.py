@@ -6,7 +6,8 @@ Every method is one call to the server's REST API (``/api/v1``); entities come b
 the pipeline's retries, spool and replay work unchanged and a flush before a read gives
 read-your-writes. A batch the server refuses as data (400, 413) is split until the refused
 rows are isolated: the rest is written and ``BatchRefused`` names only those rows. HTTP and
-the mapping of errors live in ``_rest_http.py``.
+the mapping of errors live in ``_rest_http.py``; assessments, sessions and the overview in
+``_rest_assessments.py``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from threadline.entities.run import Metric, Run, RunData, RunInfo
 from threadline.entities.span import Span
 from threadline.entities.trace import Trace, TraceInfo
 from threadline.errors import InvalidArgumentError, ResourceNotFoundError, StoreError
+from threadline.store._rest_assessments import RestAssessments
 from threadline.store._rest_http import (
     NOT_THREADLINE,
     TIMEOUT_SECONDS,
@@ -66,7 +68,7 @@ class BatchRefused(StoreError):
         self.reasons = reasons
 
 
-class RestStore:
+class RestStore(RestAssessments):
     """The store behind a threadline tracking server, over its REST API."""
 
     def __init__(self, uri: str, *, timeout: float = TIMEOUT_SECONDS) -> None:

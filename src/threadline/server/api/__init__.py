@@ -85,12 +85,15 @@ def page(key: str, items: list[dict[str, Any]], token: str | None) -> Response:
 
 def api_router() -> APIRouter:
     """Every REST route, under ``/api/v1``."""
-    from threadline.server.api import experiments, runs, traces
+    from threadline.server.api import assessments, experiments, overview, runs, sessions, traces
 
     router = APIRouter(prefix="/api/v1", responses=ERRORS)
     router.include_router(experiments.router)
+    router.include_router(overview.router)
     router.include_router(runs.router)
     router.include_router(traces.router)
+    router.include_router(assessments.router)
+    router.include_router(sessions.router)
     return router
 
 

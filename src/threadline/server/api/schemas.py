@@ -190,6 +190,42 @@ class MetricHistory(BaseModel):
     metrics: list[MetricOut]
 
 
+# --- assessments (the shape every trace info carries) ------------------------------
+
+AssessmentKind = Literal["feedback", "expectation"]
+
+
+class AssessmentSourceOut(BaseModel):
+    source_type: str
+    source_id: str
+
+
+class AssessmentErrorOut(BaseModel):
+    error_code: str
+    error_message: str | None
+    stack_trace: str | None
+
+
+class AssessmentOut(BaseModel):
+    """A feedback or an expectation, as stored."""
+
+    assessment_id: str
+    trace_id: str
+    kind: AssessmentKind
+    name: str
+    value: Any  # null for a feedback that holds an error
+    error: AssessmentErrorOut | None
+    source: AssessmentSourceOut
+    rationale: str | None
+    metadata: dict[str, Any]
+    span_id: str | None
+    run_id: str | None
+    overrides: str | None  # the assessment this one replaced
+    valid: bool  # false once overridden
+    create_time_ms: int
+    last_update_time_ms: int
+
+
 # --- traces ----------------------------------------------------------------------------
 
 
@@ -301,6 +337,7 @@ class TraceInfoOut(BaseModel):
     tags: dict[str, str]
     trace_metadata: dict[str, str]
     name: str | None
+    assessments: list[AssessmentOut] = Field(default_factory=list)
 
 
 class TraceDataOut(BaseModel):

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 #: The newest revision in ``versions/`` (a test checks they agree): the fast path compares
 #: the database's version against it without importing Alembic.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 #: Our own version table, so a database shared with another Alembic-managed app is safe.
 VERSION_TABLE = "threadline_schema_version"

@@ -1,5 +1,9 @@
 """Trace writes of ``SqlStore``: ``log_batch`` (upserts in one transaction, orphans, span
 totals, cost sums), deletion and tags.
+
+Around every batch and deletion, inside its transaction, ``_before_trace_changes`` and
+``_after_trace_changes`` let the summaries kept beside the traces (sessions, the overview's
+hours: ``_summaries.py``) follow the change.
 """
 
 from __future__ import annotations
@@ -75,7 +79,9 @@ class TraceWrites(SqlBase):
         # orphans?) and for IN_PROGRESS rows with tags (stale ones must not overwrite tags).
         unknown = {tid for tid in span_trace_ids if tid not in trace_rows}
         unknown |= {tid for tid, r in trace_rows.items() if r.state == "IN_PROGRESS" and r.tags}
+        touched = sorted(set(trace_rows) | set(span_trace_ids))
         with self._write(f"write {len(trace_rows)} traces and {len(span_rows)} spans") as conn:
+            before = self._before_trace_changes(conn, touched, deleting=False)
             stored = self._stored_states(conn, unknown) if unknown else {}
             orphans = [tid for tid in span_trace_ids if tid not in stored and tid not in trace_rows]
             experiment_ids = {r.experiment_id for r in trace_rows.values()}
@@ -102,6 +108,18 @@ class TraceWrites(SqlBase):
                 conn,
                 sorted({r[_COL_TRACE_ID] for r in span_rows if _COST_MARK in r[_COL_ATTRIBUTES]}),
             )
+            self._after_trace_changes(conn, touched, before)
+
+    def _before_trace_changes(
+        self, conn: Connection, traces: Sequence[str] | sa.Select[Any], *, deleting: bool
+    ) -> Any:
+        """Called in the write transaction before these traces (ids, or a query of ids)
+        change or are deleted; the result goes to ``_after_trace_changes``."""
+        return None
+
+    def _after_trace_changes(self, conn: Connection, trace_ids: Sequence[str], before: Any) -> None:
+        """Called in the same transaction once the traces ``trace_ids`` have changed (no
+        ids after a deletion)."""
 
     def _refresh_trace_costs(self, conn: Connection, trace_ids: list[str]) -> None:
         """Sum the ``threadline.llm.cost`` of each trace's spans into its ``cost`` metadata.
@@ -247,12 +265,15 @@ class TraceWrites(SqlBase):
         traces = t.traces.c
         with self._write("delete traces") as conn:
             if trace_ids is not None:
+                ids = sorted(set(trace_ids))
+                before = self._before_trace_changes(conn, ids, deleting=True)
                 deleted = 0
-                for chunk in self._chunks(sorted(set(trace_ids))):
+                for chunk in self._chunks(ids):
                     statement = t.traces.delete().where(
                         traces.experiment_id == experiment_id, traces.trace_id.in_(chunk)
                     )
                     deleted += conn.execute(statement).rowcount
+                self._after_trace_changes(conn, [], before)
                 return deleted
             doomed = sa.select(traces.trace_id).where(
                 traces.experiment_id == experiment_id,
@@ -260,8 +281,11 @@ class TraceWrites(SqlBase):
             )
             if max_traces is not None:
                 doomed = doomed.order_by(traces.request_time, traces.trace_id).limit(max_traces)
+            before = self._before_trace_changes(conn, doomed, deleting=True)
             statement = t.traces.delete().where(traces.trace_id.in_(doomed.scalar_subquery()))
-            return conn.execute(statement).rowcount
+            deleted = conn.execute(statement).rowcount
+            self._after_trace_changes(conn, [], before)
+            return deleted
 
     def set_trace_tag(self, trace_id: str, key: str, value: str) -> None:
         """Set (or replace) one tag of a stored trace."""
